@@ -1,0 +1,86 @@
+"""Settings, read once from the environment (secrets never live in files we ship)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _dev_secret(var_dir: Path) -> str:
+    """A per-installation secret for `make run` when HUB_SECRET is unset.
+
+    Kept in var/ (mode 0600) so sessions and visitor tokens survive restarts.
+    Production deployments set HUB_SECRET.
+    """
+    path = var_dir / "hub_secret"
+    if path.exists():
+        return path.read_text().strip()
+    var_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    path.write_text(value)
+    path.chmod(0o600)
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path = Path("var")
+    mongodb_uri: str | None = None
+    db_name: str = "contact_hub"
+    embedded_db_port: int = 27117
+    rasa_url: str = "http://127.0.0.1:5005"
+    rasa_autostart: bool = False
+    rasa_port: int = 5005
+    host: str = "127.0.0.1"
+    port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    secret: str = field(default="", repr=False)
+    session_ttl_s: int = 12 * 3600
+    api_token_ttl_s: int = 3600
+    visitor_token_ttl_s: int = 30 * 24 * 3600
+    max_ws_frame_bytes: int = 16 * 1024
+    max_message_chars: int = 4000
+    offer_timeout_s: float = 60.0
+    chat_capacity: int = 3
+    rasa_timeout_s: float = 10.0
+    bot_retry_s: float = 5.0
+    secure_cookies: bool = False
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+        var_dir = Path(e.get("HUB_VAR_DIR", "var")).resolve()
+        port = int(e.get("HUB_PORT", "8000"))
+        host = e.get("HUB_HOST", "127.0.0.1")
+        rasa_port = int(e.get("RASA_PORT", "5005"))
+        rasa_url = e.get("RASA_URL") or f"http://127.0.0.1:{rasa_port}"
+        return cls(
+            var_dir=var_dir,
+            mongodb_uri=e.get("MONGODB_URI") or None,
+            db_name=e.get("HUB_DB_NAME", "contact_hub"),
+            embedded_db_port=int(e.get("HUB_EMBEDDED_DB_PORT", "27117")),
+            rasa_url=rasa_url.rstrip("/"),
+            rasa_autostart=_flag(e.get("RASA_AUTOSTART"), default=not e.get("RASA_URL")),
+            rasa_port=rasa_port,
+            host=host,
+            port=port,
+            public_url=(e.get("HUB_PUBLIC_URL") or f"http://{host}:{port}").rstrip("/"),
+            secret=e.get("HUB_SECRET") or _dev_secret(var_dir),
+            session_ttl_s=int(e.get("HUB_SESSION_TTL_S", str(12 * 3600))),
+            api_token_ttl_s=int(e.get("HUB_API_TOKEN_TTL_S", "3600")),
+            max_ws_frame_bytes=int(e.get("HUB_MAX_WS_FRAME_BYTES", str(16 * 1024))),
+            max_message_chars=int(e.get("HUB_MAX_MESSAGE_CHARS", "4000")),
+            offer_timeout_s=float(e.get("HUB_OFFER_TIMEOUT_S", "60")),
+            chat_capacity=int(e.get("HUB_CHAT_CAPACITY", "3")),
+            rasa_timeout_s=float(e.get("RASA_TIMEOUT_S", "10")),
+            bot_retry_s=float(e.get("HUB_BOT_RETRY_S", "5")),
+            secure_cookies=_flag(e.get("HUB_SECURE_COOKIES"), default=False),
+        )
