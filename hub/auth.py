@@ -1,0 +1,152 @@
+"""Passwords (argon2), tokens (JWT) and the FastAPI dependencies that check callers.
+
+Every dashboard request resolves to a Principal: who is calling and which tenant
+they belong to. Handlers filter every query by `principal.tenant_id`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, HTTPException, Request, WebSocket, status
+
+from hub.context import AppContext, get_ctx
+
+ROLES = ("admin", "supervisor", "agent", "editor")
+SESSION_COOKIE = "hub_session"
+_hasher = PasswordHasher()
+# A fixed hash to verify against when the user does not exist, so a login for an
+# unknown email costs as much as one for a known email (no user enumeration by timing).
+_DUMMY_HASH = _hasher.hash("not-a-real-password")
+
+
+class AuthError(Exception):
+    """A token was rejected; the message is safe to show to the caller."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def issue_token(secret: str, typ: str, subject: str, tenant_id: str, ttl_s: int, **claims: Any) -> str:
+    now = int(time.time())
+    payload = {"typ": typ, "sub": subject, "tid": tenant_id, "iat": now, "exp": now + ttl_s, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def decode_token(secret: str, token: str, typ: str | tuple[str, ...]) -> dict[str, Any]:
+    try:
+        payload: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
+    except jwt.ExpiredSignatureError as exc:
+        raise AuthError("token expired") from exc
+    except jwt.PyJWTError as exc:
+        raise AuthError("invalid token") from exc
+    allowed = (typ,) if isinstance(typ, str) else typ
+    if payload.get("typ") not in allowed:
+        raise AuthError("invalid token")
+    return payload
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    tenant_id: str
+    tenant_slug: str
+    tenant_name: str
+    email: str
+    name: str
+    roles: tuple[str, ...]
+
+    def has_any(self, *roles: str) -> bool:
+        return bool(set(roles) & set(self.roles))
+
+
+async def authenticate(ctx: AppContext, tenant_slug: str, email: str, password: str) -> Principal | None:
+    tenant = await ctx.db.tenants.find_one({"slug": tenant_slug.strip().lower()})
+    user = None
+    if tenant is not None:
+        user = await ctx.db.users.find_one(
+            {"tenant_id": tenant["_id"], "email": email.strip().lower(), "active": True}
+        )
+    if user is None:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(user["password_hash"], password):
+        return None
+    assert tenant is not None
+    return _principal(user, tenant)
+
+
+def _principal(user: dict[str, Any], tenant: dict[str, Any]) -> Principal:
+    return Principal(
+        user_id=user["_id"],
+        tenant_id=tenant["_id"],
+        tenant_slug=tenant["slug"],
+        tenant_name=tenant["name"],
+        email=user["email"],
+        name=user["name"],
+        roles=tuple(user["roles"]),
+    )
+
+
+def session_token(ctx: AppContext, principal: Principal, typ: str = "session") -> str:
+    ttl = ctx.settings.session_ttl_s if typ == "session" else ctx.settings.api_token_ttl_s
+    return issue_token(ctx.settings.secret, typ, principal.user_id, principal.tenant_id, ttl)
+
+
+async def principal_from_token(ctx: AppContext, token: str) -> Principal:
+    payload = decode_token(ctx.settings.secret, token, ("session", "api"))
+    user = await ctx.db.users.find_one({"_id": payload["sub"], "tenant_id": payload["tid"], "active": True})
+    tenant = await ctx.db.tenants.find_one({"_id": payload["tid"]})
+    if user is None or tenant is None:
+        raise AuthError("invalid token")
+    return _principal(user, tenant)
+
+
+def _bearer(header: str | None) -> str | None:
+    if header and header.lower().startswith("bearer "):
+        return header[7:].strip() or None
+    return None
+
+
+async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+    token = _bearer(request.headers.get("authorization")) or request.cookies.get(SESSION_COOKIE)
+    if not token:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in")
+    try:
+        return await principal_from_token(ctx, token)
+    except AuthError as exc:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
+
+
+def require_roles(*roles: str) -> Any:
+    async def check(principal: Principal = Depends(current_user)) -> Principal:
+        if not principal.has_any(*roles):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "not permitted for your role")
+        return principal
+
+    return Depends(check)
+
+
+async def websocket_principal(ws: WebSocket, ctx: AppContext) -> Principal:
+    """Cookie, bearer header or ?token= (browsers cannot set headers on websockets)."""
+    token = (
+        _bearer(ws.headers.get("authorization"))
+        or ws.query_params.get("token")
+        or ws.cookies.get(SESSION_COOKIE)
+    )
+    if not token:
+        raise AuthError("not signed in")
+    return await principal_from_token(ctx, token)

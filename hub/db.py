@@ -1,0 +1,63 @@
+"""MongoDB access (PyMongo's async API) and the indexes the hub relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+Doc = dict[str, Any]
+
+# (collection, keys, options). Unique indexes carry invariants: one seq per message
+# in a contact, one message per visitor client id, one user per email per tenant.
+INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
+    ("tenants", [("slug", ASCENDING)], {"unique": True}),
+    ("users", [("tenant_id", ASCENDING), ("email", ASCENDING)], {"unique": True}),
+    ("agents", [("tenant_id", ASCENDING), ("status", ASCENDING), ("idle_since", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("status", ASCENDING), ("queued_at", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("customer_id", ASCENDING), ("opened_at", DESCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("visitor_id", ASCENDING), ("opened_at", DESCENDING)], {}),
+    ("contacts", [("offer.agent_id", ASCENDING)], {}),
+    ("contacts", [("agent_id", ASCENDING), ("status", ASCENDING)], {}),
+    ("messages", [("contact_id", ASCENDING), ("seq", ASCENDING)], {"unique": True}),
+    ("messages", [("contact_id", ASCENDING), ("dedupe_key", ASCENDING)], {"unique": True}),
+    ("messages", [("bot_state", ASCENDING)], {}),
+    ("customers", [("tenant_id", ASCENDING), ("emails", ASCENDING)], {}),
+    ("customers", [("tenant_id", ASCENDING), ("phones", ASCENDING)], {}),
+    ("customers", [("tenant_id", ASCENDING), ("account_number", ASCENDING)], {}),
+    ("kb_articles", [("tenant_id", ASCENDING), ("terms", ASCENDING)], {}),
+    ("kb_articles", [("tenant_id", ASCENDING), ("slug", ASCENDING)], {"unique": True}),
+    ("tickets", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
+]
+
+
+class Database:
+    """One client per process; collections by attribute (`db.contacts`)."""
+
+    def __init__(self, uri: str, name: str) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            uri, tz_aware=True, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000, retryWrites=True
+        )
+        self.db: AsyncDatabase[Doc] = self.client[name]
+
+    def __getattr__(self, name: str) -> AsyncCollection[Doc]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self.db[name]
+
+    async def ensure_indexes(self) -> None:
+        for collection, keys, options in INDEXES:
+            await self.db[collection].create_index(keys, **options)
+
+    async def ping(self) -> bool:
+        try:
+            await self.client.admin.command("ping")
+            return True
+        except PyMongoError:
+            return False
+
+    async def close(self) -> None:
+        await self.client.close()
