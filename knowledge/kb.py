@@ -1,0 +1,108 @@
+"""Knowledge-base articles and their search (BM25 over stored term frequencies)."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from typing import Any
+
+from hub.context import AppContext
+from hub.db import Doc
+from hub.ids import iso, new_id, utcnow
+from knowledge.text import terms
+
+K1 = 1.2
+B = 0.75
+# Below this normalised score the bot does not answer from the knowledge base.
+CONFIDENT = 0.35
+
+
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")[:80] or new_id()
+
+
+async def upsert_article(
+    ctx: AppContext, tenant_id: str, title: str, body: str, tags: list[str] | None = None,
+    slug: str | None = None,
+) -> Doc:
+    """Create or replace an article by slug; title words count double in search."""
+    slug = slug or _slug(title)
+    words = terms(title) * 2 + terms(body) + [t for tag in tags or [] for t in terms(tag)]
+    freq = Counter(words)
+    now = utcnow()
+    fields: Doc = {
+        "title": title,
+        "body": body,
+        "tags": tags or [],
+        "terms": sorted(freq),
+        "term_freq": dict(freq),
+        "length": len(words),
+        "updated_at": now,
+    }
+    await ctx.db.kb_articles.update_one(
+        {"tenant_id": tenant_id, "slug": slug},
+        {"$set": fields, "$setOnInsert": {"_id": new_id(), "created_at": now}},
+        upsert=True,
+    )
+    article = await ctx.db.kb_articles.find_one({"tenant_id": tenant_id, "slug": slug})
+    assert article is not None
+    return article
+
+
+async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) -> list[tuple[Doc, float]]:
+    """BM25 over the tenant's articles that share at least one term with the query."""
+    query_terms = list(dict.fromkeys(terms(query)))
+    if not query_terms:
+        return []
+    total = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id})
+    if total == 0:
+        return []
+    candidates = [a async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id, "terms": {"$in": query_terms}})]
+    if not candidates:
+        return []
+    stats = await _corpus_stats(ctx, tenant_id, query_terms)
+    avg_len = stats["avg_len"] or 1.0
+    scored: list[tuple[Doc, float]] = []
+    for article in candidates:
+        score = 0.0
+        for term in query_terms:
+            tf = article["term_freq"].get(term, 0)
+            if not tf:
+                continue
+            df = stats["df"].get(term, 0)
+            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
+            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * article["length"] / avg_len))
+        scored.append((article, score))
+    scored.sort(key=lambda pair: pair[1], reverse=True)
+    return scored[:limit]
+
+
+async def _corpus_stats(ctx: AppContext, tenant_id: str, query_terms: list[str]) -> dict[str, Any]:
+    df: dict[str, int] = {}
+    for term in query_terms:
+        df[term] = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id, "terms": term})
+    lengths = [a["length"] async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id}, {"length": 1})]
+    return {"df": df, "avg_len": sum(lengths) / len(lengths) if lengths else 1.0}
+
+
+def confidence(query: str, score: float) -> float:
+    """Score normalised by query length to 0..1: how sure we are the top hit answers it."""
+    n = len(set(terms(query)))
+    if n == 0:
+        return 0.0
+    return min(1.0, score / (n * 2.2))
+
+
+def public_article(article: Doc, score: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": article["_id"],
+        "slug": article["slug"],
+        "title": article["title"],
+        "body": article["body"],
+        "tags": article.get("tags", []),
+        "updated_at": iso(article.get("updated_at")),
+    }
+    if score is not None:
+        out["score"] = round(score, 3)
+    return out
