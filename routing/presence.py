@@ -1,0 +1,79 @@
+"""Agent presence and capacity.
+
+An agent document holds `free_slots`; taking a slot is one atomic
+find_one_and_update with `free_slots > 0` in its filter, so no agent is ever
+offered more contacts than their capacity, whatever runs concurrently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import ReturnDocument
+
+from hub.context import AppContext
+from hub.db import Doc
+from hub.ids import utcnow
+
+PRESENCE = ("available", "away", "offline")
+
+
+async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
+    """The routing view of a user with the agent role (created on first use)."""
+    capacity = ctx.settings.chat_capacity
+    await ctx.db.agents.update_one(
+        {"_id": user["_id"]},
+        {
+            "$set": {"name": user["name"], "skills": user.get("skills", []), "tenant_id": user["tenant_id"]},
+            "$setOnInsert": {"status": "away", "capacity": capacity, "free_slots": capacity, "idle_since": utcnow()},
+        },
+        upsert=True,
+    )
+    agent = await ctx.db.agents.find_one({"_id": user["_id"]})
+    assert agent is not None
+    return agent
+
+
+async def set_status(ctx: AppContext, agent_id: str, status: str) -> Doc | None:
+    if status not in PRESENCE:
+        raise ValueError(f"presence must be one of {', '.join(PRESENCE)}")
+    changes: Doc = {"status": status}
+    if status == "available":
+        changes["idle_since"] = utcnow()
+    agent = await ctx.db.agents.find_one_and_update(
+        {"_id": agent_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
+    )
+    if agent is not None:
+        ctx.bus.publish(f"user:{agent_id}", {"type": "presence", **public_presence(agent)})
+    return agent
+
+
+async def reserve_slot(ctx: AppContext, tenant_id: str, skill: str, exclude: list[str]) -> Doc | None:
+    """Take one slot of the longest-idle available agent with the skill, or None."""
+    return await ctx.db.agents.find_one_and_update(
+        {
+            "tenant_id": tenant_id,
+            "status": "available",
+            "skills": skill,
+            "free_slots": {"$gt": 0},
+            "_id": {"$nin": exclude},
+        },
+        {"$inc": {"free_slots": -1}},
+        sort=[("idle_since", 1)],
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+async def release_slot(ctx: AppContext, agent_id: str) -> None:
+    """Give a slot back (capped at capacity) and restart the agent's idle clock."""
+    agent = await ctx.db.agents.find_one_and_update(
+        {"_id": agent_id},
+        {"$inc": {"free_slots": 1}, "$set": {"idle_since": utcnow()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if agent is not None and agent["free_slots"] > agent["capacity"]:
+        await ctx.db.agents.update_one({"_id": agent_id}, {"$set": {"free_slots": agent["capacity"]}})
+
+
+def public_presence(agent: Doc) -> dict[str, Any]:
+    return {"status": agent["status"], "free_slots": agent["free_slots"], "capacity": agent["capacity"]}
