@@ -1,0 +1,105 @@
+"""Bot turns: every visitor message a contact receives while with the bot goes to Rasa.
+
+Messages are stored first (bot_state "pending"); one worker per contact sends them
+to Rasa in order and stores the replies with dedupe keys derived from the visitor
+message, so a turn re-run after a crash does not duplicate replies. If Rasa is
+down the visitor is told and queued for an agent: nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from bot.rasa_client import BotUnavailable
+from hub.context import AppContext
+from hub.contacts import append_message, get_contact
+from hub.db import Doc
+from routing.assignment import skill_for_intent
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE_TEXT = (
+    "Sorry, our assistant is unavailable right now. I'm passing you to an agent, who will reply here."
+)
+
+
+class BotTurns:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def schedule(self, contact_id: str) -> None:
+        """Make sure a worker drains this contact's pending messages.
+
+        A running worker re-reads pending messages before it exits, so it picks up
+        messages stored after it started.
+        """
+        worker = self._workers.get(contact_id)
+        if worker is None or worker.done():
+            task = asyncio.create_task(self._drain_contact(contact_id), name=f"bot:{contact_id}")
+            self._workers[contact_id] = task
+            task.add_done_callback(lambda t, cid=contact_id: self._forget(cid, t))
+
+    def _forget(self, contact_id: str, task: asyncio.Task[None]) -> None:
+        if self._workers.get(contact_id) is task:
+            del self._workers[contact_id]
+        if not task.cancelled() and task.exception() is not None:
+            log.error("bot worker for %s failed", contact_id, exc_info=task.exception())
+
+    async def _drain_contact(self, contact_id: str) -> None:
+        while True:
+            message = await self.ctx.db.messages.find_one(
+                {"contact_id": contact_id, "bot_state": "pending"}, sort=[("seq", 1)]
+            )
+            if message is None:
+                return
+            await self._handle(message)
+
+    async def _handle(self, message: Doc) -> None:
+        contact = await get_contact(self.ctx, message["contact_id"])
+        if contact is None or contact["status"] != "bot":
+            await self._mark(message, "skipped")
+            return
+        try:
+            replies = await self.ctx.rasa.send(contact["_id"], message["text"]) if self.ctx.rasa else None
+            if replies is None:
+                raise BotUnavailable("no Rasa configured")
+        except BotUnavailable as exc:
+            log.warning("bot unavailable for contact %s: %s", contact["_id"], exc)
+            await append_message(self.ctx, contact, "bot", UNAVAILABLE_TEXT, client_id=f"bot:{message['_id']}:down")
+            await self._mark(message, "handed_off")
+            await self.ctx.require_router().enqueue(contact["_id"], skill_for_intent(contact.get("intent")),
+                                                    "bot_unavailable")
+            return
+        for index, reply in enumerate(replies):
+            text = _reply_text(reply)
+            if text:
+                await append_message(self.ctx, contact, "bot", text, client_id=f"bot:{message['_id']}:{index}",
+                                     author_name="Assistant")
+        await self._mark(message, "done")
+
+    async def _mark(self, message: Doc, state: str) -> None:
+        await self.ctx.db.messages.update_one({"_id": message["_id"]}, {"$set": {"bot_state": state}})
+
+    async def recover(self) -> int:
+        """After a restart: resume every contact that still has unanswered messages."""
+        contact_ids = await self.ctx.db.messages.distinct("contact_id", {"bot_state": "pending"})
+        for contact_id in contact_ids:
+            self.schedule(contact_id)
+        return len(contact_ids)
+
+    async def drain(self) -> None:
+        """Wait for every running worker (tests and shutdown)."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+
+def _reply_text(reply: dict[str, Any]) -> str:
+    parts = [reply.get("text") or ""]
+    if reply.get("image"):
+        parts.append(str(reply["image"]))
+    for button in reply.get("buttons") or []:
+        parts.append(f"• {button.get('title', '')}")
+    return "\n".join(p for p in parts if p).strip()
