@@ -29,6 +29,7 @@ class BotTurns:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._dirty: set[str] = set()
 
     def schedule(self, contact_id: str) -> None:
         """Make sure a worker drains this contact's pending messages.
@@ -36,6 +37,7 @@ class BotTurns:
         A running worker re-reads pending messages before it exits, so it picks up
         messages stored after it started.
         """
+        self._dirty.add(contact_id)
         worker = self._workers.get(contact_id)
         if worker is None or worker.done():
             task = asyncio.create_task(self._drain_contact(contact_id), name=f"bot:{contact_id}")
@@ -50,10 +52,13 @@ class BotTurns:
 
     async def _drain_contact(self, contact_id: str) -> None:
         while True:
+            self._dirty.discard(contact_id)
             message = await self.ctx.db.messages.find_one(
                 {"contact_id": contact_id, "bot_state": "pending"}, sort=[("seq", 1)]
             )
             if message is None:
+                if contact_id in self._dirty:  # scheduled again while we were reading
+                    continue
                 return
             await self._handle(message)
 
