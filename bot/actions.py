@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from hub.context import AppContext, get_ctx
 from hub.contacts import get_contact, update_contact
+from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer

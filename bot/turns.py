@@ -12,10 +12,12 @@ import asyncio
 import logging
 from typing import Any
 
+from bot.actions import balance_text
 from bot.rasa_client import BotUnavailable
+from hub.contacts import append_message, get_contact, update_contact
 from hub.context import AppContext
-from hub.contacts import append_message, get_contact
 from hub.db import Doc
+from knowledge.customers import get_customer
 from routing.assignment import skill_for_intent
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,16 @@ class BotTurns:
 
     async def _mark(self, message: Doc, state: str) -> None:
         await self.ctx.db.messages.update_one({"_id": message["_id"]}, {"$set": {"bot_state": state}})
+
+    async def resume_awaiting(self, contact: Doc) -> None:
+        """Answer the question the bot asked identification for, now that we know the customer."""
+        if contact.get("awaiting") != "check_balance" or not contact.get("customer_id"):
+            return
+        customer = await get_customer(self.ctx, contact["customer_id"], contact["tenant_id"])
+        if customer is None:
+            return
+        await update_contact(self.ctx, contact["_id"], {"awaiting": None})
+        await append_message(self.ctx, contact, "bot", balance_text(customer), author_name="Assistant")
 
     async def recover(self) -> int:
         """After a restart: resume every contact that still has unanswered messages."""

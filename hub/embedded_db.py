@@ -54,7 +54,7 @@ class EmbeddedDatabase:
 
     async def start(self, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        log = open(self.log_path, "ab")
         self.process = await asyncio.create_subprocess_exec(
             daemon_command(),
             "--host", "127.0.0.1",

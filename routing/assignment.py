@@ -14,8 +14,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from hub.context import AppContext
 from hub.contacts import append_message, get_contact, messages_after, update_contact
+from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
 from routing.presence import release_slot, reserve_slot, set_status

@@ -18,7 +18,6 @@ from pymongo.errors import PyMongoError
 
 from channels.webchat.visitors import new_visitor_token, visitor_from_token
 from hub.auth import AuthError
-from hub.context import AppContext, get_ws_ctx
 from hub.contacts import (
     OPEN_STATUSES,
     append_message,
@@ -28,6 +27,7 @@ from hub.contacts import (
     public_message,
     update_contact,
 )
+from hub.context import AppContext, get_ws_ctx
 from hub.db import Doc
 from hub.events import Event
 from hub.tenancy import get_tenant_by_slug
@@ -75,7 +75,8 @@ class ChatSession:
         self.contact: Doc | None = None
         self.customer_id: str | None = None
         self.queue = ctx.bus.new_queue()
-        self.sent_seq = 0
+        self.sent_seq = 0  # highest seq sent on this connection
+        self.sent_seqs: set[int] = set()
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame))
@@ -97,6 +98,7 @@ class ChatSession:
         if self.contact is not None:
             self.ctx.bus.remove(f"contact:{self.contact['_id']}", self.queue)
         self.contact = contact
+        self.sent_seqs = set()
         self.sent_seq = 0
         if contact is not None:
             self.ctx.bus.add(f"contact:{contact['_id']}", self.queue)
@@ -110,9 +112,11 @@ class ChatSession:
             await self.send_message(public_message(message))
 
     async def send_message(self, message: dict[str, Any]) -> None:
-        if message["seq"] <= self.sent_seq:
+        # Tracked as a set: two writers may store seq N+1 after N+2 has been published.
+        if message["seq"] in self.sent_seqs:
             return
-        self.sent_seq = message["seq"]
+        self.sent_seqs.add(message["seq"])
+        self.sent_seq = max(self.sent_seq, message["seq"])
         await self.send({"type": "message", **message})
 
     async def forward(self) -> None:
@@ -157,6 +161,11 @@ class ChatSession:
                 sort=[("opened_at", -1)],
             )
         self.follow(contact)
+        last_seq = frame.get("last_seq")
+        last_seq = last_seq if isinstance(last_seq, int) and last_seq >= 0 else 0
+        if contact is None or contact["_id"] != contact_id:
+            last_seq = 0  # the widget's seq belongs to another conversation
+        self.sent_seq = last_seq
         if contact is not None:
             self.customer_id = contact.get("customer_id")
         await self.send({
@@ -167,8 +176,7 @@ class ChatSession:
             "agent_name": contact.get("agent_name") if contact else None,
         })
         if contact is not None:
-            last_seq = frame.get("last_seq")
-            await self.replay(last_seq if isinstance(last_seq, int) and last_seq >= 0 else 0)
+            await self.replay(last_seq)
 
     async def message(self, frame: dict[str, Any]) -> None:
         text = frame.get("text")
@@ -181,16 +189,23 @@ class ChatSession:
         if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
             raise FrameError("bad_frame", "a message needs a client_id of 1-100 characters")
         contact = await self._current_contact(client_id)
-        await self._link_details_in(text)
-        contact = await get_contact(self.ctx, contact["_id"]) or contact
+        email, phone = contact_details_in(text)
+        if email or phone:
+            await self._link_customer(email, phone, None, resume=False)
+            contact = await get_contact(self.ctx, contact["_id"]) or contact
         with_bot = contact["status"] == "bot"
+        # A visitor who was asked for their email or phone gets the answer from the hub
+        # directly; sending the bare address to Rasa would only produce a fallback.
+        answers_question = with_bot and bool(email or phone) and bool(contact.get("awaiting"))
         message, created = await append_message(
             self.ctx, contact, "visitor", text.strip(), client_id=client_id, author_id=self.visitor_id,
-            bot_state="pending" if with_bot else None,
+            bot_state=("pending" if not answers_question else "done") if with_bot else None,
         )
         await self.send({"type": "ack", "client_id": client_id, "id": message["_id"], "seq": message["seq"],
                          "contact_id": contact["_id"]})
-        if created and with_bot:
+        if created and answers_question:
+            await self.ctx.require_bot().resume_awaiting(contact)
+        elif created and with_bot:
             self.ctx.require_bot().schedule(contact["_id"])
 
     async def _current_contact(self, client_id: str) -> Doc:
@@ -228,19 +243,16 @@ class ChatSession:
         await self.send({"type": "identified",
                          "customer": {"name": info["name"], "email": info["email"], "phone": info["phone"]}})
 
-    async def _link_details_in(self, text: str) -> None:
-        email, phone = contact_details_in(text)
-        if email or phone:
-            await self._link_customer(email, phone, None)
-
-    async def _link_customer(self, email: str | None, phone: str | None, name: str | None) -> Doc:
+    async def _link_customer(
+        self, email: str | None, phone: str | None, name: str | None, *, resume: bool = True
+    ) -> Doc:
         customer = await find_or_create_customer(self.ctx, self.tenant["_id"], email=email, phone=phone, name=name)
         self.customer_id = customer["_id"]
         if self.contact is not None and self.contact.get("customer_id") != customer["_id"]:
             contact = await update_contact(self.ctx, self.contact["_id"], {"customer_id": customer["_id"]})
             if contact is not None:
                 self.contact = contact
-                if contact.get("awaiting") and contact["status"] == "bot":
+                if resume and contact.get("awaiting") and contact["status"] == "bot":
                     await self.ctx.require_bot().resume_awaiting(contact)
         return customer
 
