@@ -29,11 +29,15 @@ router = APIRouter()
 Response = dict[str, Any]
 Action = Callable[[AppContext, Doc, dict[str, Any]], Awaitable[Response]]
 
-HANDOFF_TEXT = "I'm connecting you with one of our agents now. Please stay here; they will reply in this chat."
-FALLBACK_TEXT = "Sorry, I didn't understand that. Could you say it another way? You can also ask for an agent."
+HANDOFF_TEXT = (
+    "I'm connecting you with one of our agents now. Please stay here; they will reply in this chat."
+)
+FALLBACK_TEXT = (
+    "Sorry, I didn't understand that. Could you say it another way? You can also ask for an agent."
+)
 IDENTIFY_TEXT = (
     "I can check that for you. Please share the email address or phone number on your account "
-    "(type it here or use \"Share your email or phone\")."
+    '(type it here or use "Share your email or phone").'
 )
 
 
@@ -108,8 +112,11 @@ def consecutive_fallbacks(tracker: dict[str, Any]) -> int:
 
 
 async def action_check_balance(ctx: AppContext, contact: Doc, tracker: dict[str, Any]) -> Response:
-    customer = await get_customer(ctx, contact["customer_id"], contact["tenant_id"]) if contact.get(
-        "customer_id") else None
+    customer = (
+        await get_customer(ctx, contact["customer_id"], contact["tenant_id"])
+        if contact.get("customer_id")
+        else None
+    )
     if customer is None:
         await update_contact(ctx, contact["_id"], {"awaiting": "check_balance"})
         return _text(IDENTIFY_TEXT)
@@ -118,11 +125,15 @@ async def action_check_balance(ctx: AppContext, contact: Doc, tracker: dict[str,
 
 def balance_text(customer: Doc) -> str:
     if customer.get("balance") is None:
-        return (f"I found your profile{', ' + customer['name'] if customer.get('name') else ''}, but there is "
-                "no account balance on it yet. An agent can help if you think that's wrong.")
+        return (
+            f"I found your profile{', ' + customer['name'] if customer.get('name') else ''}, but there is "
+            "no account balance on it yet. An agent can help if you think that's wrong."
+        )
     due = f", due on {customer['due_date']}" if customer.get("due_date") else ""
-    return (f"Thanks{', ' + customer['name'].split()[0] if customer.get('name') else ''}. The balance on account "
-            f"{customer.get('account_number') or '(no number)'} is ${customer['balance']:.2f}{due}.")
+    return (
+        f"Thanks{', ' + customer['name'].split()[0] if customer.get('name') else ''}. The balance on account "
+        f"{customer.get('account_number') or '(no number)'} is ${customer['balance']:.2f}{due}."
+    )
 
 
 async def action_answer_faq(ctx: AppContext, contact: Doc, tracker: dict[str, Any]) -> Response:

@@ -18,7 +18,9 @@ class RasaClient:
         self.attempts = attempts
         self._http = httpx.AsyncClient(timeout=timeout_s)
 
-    async def send(self, sender: str, text: str, metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    async def send(
+        self, sender: str, text: str, metadata: dict[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
         """One user turn; returns Rasa's bot messages ({"text"} / {"custom"} / ...)."""
         payload: dict[str, Any] = {"sender": sender, "message": text}
         if metadata:

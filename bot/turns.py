@@ -75,16 +75,25 @@ class BotTurns:
                 raise BotUnavailable("no Rasa configured")
         except BotUnavailable as exc:
             log.warning("bot unavailable for contact %s: %s", contact["_id"], exc)
-            await append_message(self.ctx, contact, "bot", UNAVAILABLE_TEXT, client_id=f"bot:{message['_id']}:down")
+            await append_message(
+                self.ctx, contact, "bot", UNAVAILABLE_TEXT, client_id=f"bot:{message['_id']}:down"
+            )
             await self._mark(message, "handed_off")
-            await self.ctx.require_router().enqueue(contact["_id"], skill_for_intent(contact.get("intent")),
-                                                    "bot_unavailable")
+            await self.ctx.require_router().enqueue(
+                contact["_id"], skill_for_intent(contact.get("intent")), "bot_unavailable"
+            )
             return
         for index, reply in enumerate(replies):
             text = _reply_text(reply)
             if text:
-                await append_message(self.ctx, contact, "bot", text, client_id=f"bot:{message['_id']}:{index}",
-                                     author_name="Assistant")
+                await append_message(
+                    self.ctx,
+                    contact,
+                    "bot",
+                    text,
+                    client_id=f"bot:{message['_id']}:{index}",
+                    author_name="Assistant",
+                )
         await self._mark(message, "done")
 
     async def _mark(self, message: Doc, state: str) -> None:

@@ -48,7 +48,9 @@ def issue_token(secret: str, typ: str, subject: str, tenant_id: str, ttl_s: int,
 
 def decode_token(secret: str, token: str, typ: str | tuple[str, ...]) -> dict[str, Any]:
     try:
-        payload: dict[str, Any] = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp"]})
+        payload: dict[str, Any] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp"]}
+        )
     except jwt.ExpiredSignatureError as exc:
         raise AuthError("token expired") from exc
     except jwt.PyJWTError as exc:

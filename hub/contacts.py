@@ -22,7 +22,11 @@ AUTHORS = ("visitor", "bot", "agent", "system")
 
 
 async def open_contact(
-    ctx: AppContext, tenant_id: str, channel: str, *, visitor_id: str | None = None,
+    ctx: AppContext,
+    tenant_id: str,
+    channel: str,
+    *,
+    visitor_id: str | None = None,
     customer_id: str | None = None,
 ) -> Doc:
     now = utcnow()
@@ -61,8 +65,15 @@ async def get_contact(ctx: AppContext, contact_id: str, tenant_id: str | None = 
 
 
 async def append_message(
-    ctx: AppContext, contact: Doc, author: str, text: str, *, client_id: str | None = None,
-    author_id: str | None = None, author_name: str | None = None, bot_state: str | None = None,
+    ctx: AppContext,
+    contact: Doc,
+    author: str,
+    text: str,
+    *,
+    client_id: str | None = None,
+    author_id: str | None = None,
+    author_name: str | None = None,
+    bot_state: str | None = None,
     data: Doc | None = None,
 ) -> tuple[Doc, bool]:
     """Store a message; returns (message, created). A repeated client_id returns the original."""
@@ -110,13 +121,19 @@ async def append_message(
     return message, True
 
 
-async def messages_after(ctx: AppContext, contact_id: str, after_seq: int = 0, limit: int = 1000) -> list[Doc]:
+async def messages_after(
+    ctx: AppContext, contact_id: str, after_seq: int = 0, limit: int = 1000
+) -> list[Doc]:
     cursor = ctx.db.messages.find({"contact_id": contact_id, "seq": {"$gt": after_seq}}).sort("seq", 1)
     return [m async for m in cursor.limit(limit)]
 
 
 async def update_contact(
-    ctx: AppContext, contact_id: str, changes: Doc, *, expect: Doc | None = None,
+    ctx: AppContext,
+    contact_id: str,
+    changes: Doc,
+    *,
+    expect: Doc | None = None,
     extra_update: Doc | None = None,
 ) -> Doc | None:
     """Conditional update (`expect` guards state transitions); publishes the new state."""

@@ -57,11 +57,16 @@ class EmbeddedDatabase:
         log = open(self.log_path, "ab")
         self.process = await asyncio.create_subprocess_exec(
             daemon_command(),
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--storage-path", str(self.data_dir),
-            "--log-level", "WARNING",
-            "--cache-size", "256M",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--storage-path",
+            str(self.data_dir),
+            "--log-level",
+            "WARNING",
+            "--cache-size",
+            "256M",
             stdout=log,
             stderr=log,
             start_new_session=True,
@@ -71,7 +76,9 @@ class EmbeddedDatabase:
         deadline = loop.time() + timeout
         while loop.time() < deadline:
             if self.process.returncode is not None:
-                raise RuntimeError(f"embedded database exited with {self.process.returncode}; see {self.log_path}")
+                raise RuntimeError(
+                    f"embedded database exited with {self.process.returncode}; see {self.log_path}"
+                )
             if port_is_open("127.0.0.1", self.port):
                 return
             await asyncio.sleep(0.1)

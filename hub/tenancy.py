@@ -49,8 +49,15 @@ async def get_tenant_by_slug(ctx: AppContext, slug: str) -> Doc | None:
 
 
 async def create_user(
-    ctx: AppContext, tenant_id: str, email: str, name: str, password: str, roles: list[str],
-    skills: list[str] | None = None, *, update: bool = False,
+    ctx: AppContext,
+    tenant_id: str,
+    email: str,
+    name: str,
+    password: str,
+    roles: list[str],
+    skills: list[str] | None = None,
+    *,
+    update: bool = False,
 ) -> Doc:
     email = email.strip().lower()
     if not _EMAIL.match(email):

@@ -37,7 +37,11 @@ def normalise_phone(value: str, default_region: str = "US") -> str:
 
 
 async def find_or_create_customer(
-    ctx: AppContext, tenant_id: str, *, email: str | None = None, phone: str | None = None,
+    ctx: AppContext,
+    tenant_id: str,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
     name: str | None = None,
 ) -> Doc:
     """Match on any known email or phone; otherwise create a profile. Adds new details."""

@@ -23,7 +23,11 @@ def _slug(title: str) -> str:
 
 
 async def upsert_article(
-    ctx: AppContext, tenant_id: str, title: str, body: str, tags: list[str] | None = None,
+    ctx: AppContext,
+    tenant_id: str,
+    title: str,
+    body: str,
+    tags: list[str] | None = None,
     slug: str | None = None,
 ) -> Doc:
     """Create or replace an article by slug; title words count double in search."""
@@ -58,7 +62,9 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
     total = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id})
     if total == 0:
         return []
-    candidates = [a async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id, "terms": {"$in": query_terms}})]
+    candidates = [
+        a async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id, "terms": {"$in": query_terms}})
+    ]
     if not candidates:
         return []
     stats = await _corpus_stats(ctx, tenant_id, query_terms)

@@ -60,15 +60,19 @@ class Router:
     async def try_assign(self, contact: Doc) -> bool:
         if contact["status"] != "queued":
             return False
-        agent = await reserve_slot(self.ctx, contact["tenant_id"], contact["skill"], contact.get("declined_by", []))
+        agent = await reserve_slot(
+            self.ctx, contact["tenant_id"], contact["skill"], contact.get("declined_by", [])
+        )
         if agent is None:
             return False
         expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
         offered = await update_contact(
             self.ctx,
             contact["_id"],
-            {"status": "offered", "offer": {"agent_id": agent["_id"], "agent_name": agent["name"],
-                                            "expires_at": expires_at}},
+            {
+                "status": "offered",
+                "offer": {"agent_id": agent["_id"], "agent_name": agent["name"], "expires_at": expires_at},
+            },
             expect={"status": "queued"},
         )
         if offered is None:
@@ -95,8 +99,13 @@ class Router:
         contact = await update_contact(
             self.ctx,
             contact_id,
-            {"status": "assigned", "agent_id": agent_id, "agent_name": agent_name, "offer": None,
-             "assigned_at": utcnow()},
+            {
+                "status": "assigned",
+                "agent_id": agent_id,
+                "agent_name": agent_name,
+                "offer": None,
+                "assigned_at": utcnow(),
+            },
             expect={"status": "offered", "offer.agent_id": agent_id, "tenant_id": tenant_id},
         )
         if contact is None:
@@ -114,7 +123,10 @@ class Router:
         if tenant_id:
             expect["tenant_id"] = tenant_id
         contact = await update_contact(
-            self.ctx, contact_id, {"status": "queued", "offer": None}, expect=expect,
+            self.ctx,
+            contact_id,
+            {"status": "queued", "offer": None},
+            expect=expect,
             extra_update={"$addToSet": {"declined_by": agent_id}},
         )
         if contact is None:
@@ -124,7 +136,9 @@ class Router:
         await self.try_assign(contact)
         return True
 
-    async def wrap_up(self, contact_id: str, agent_id: str, tenant_id: str, disposition: str, note: str) -> Doc:
+    async def wrap_up(
+        self, contact_id: str, agent_id: str, tenant_id: str, disposition: str, note: str
+    ) -> Doc:
         tenant = await self.ctx.db.tenants.find_one({"_id": tenant_id})
         codes = {d["code"] for d in (tenant or {}).get("dispositions", [])}
         if disposition not in codes:
@@ -132,7 +146,12 @@ class Router:
         contact = await update_contact(
             self.ctx,
             contact_id,
-            {"status": "closed", "disposition": disposition, "note": note.strip()[:2000], "closed_at": utcnow()},
+            {
+                "status": "closed",
+                "disposition": disposition,
+                "note": note.strip()[:2000],
+                "closed_at": utcnow(),
+            },
             expect={"status": "assigned", "agent_id": agent_id, "tenant_id": tenant_id},
         )
         if contact is None:
@@ -152,7 +171,9 @@ class Router:
     async def expire_offers(self) -> int:
         """Ring-no-answer: an unanswered offer moves on and the agent is set away."""
         expired = 0
-        async for contact in self.ctx.db.contacts.find({"status": "offered", "offer.expires_at": {"$lt": utcnow()}}):
+        async for contact in self.ctx.db.contacts.find(
+            {"status": "offered", "offer.expires_at": {"$lt": utcnow()}}
+        ):
             agent_id = contact["offer"]["agent_id"]
             if await self._withdraw_offer(contact["_id"], agent_id):
                 expired += 1

@@ -25,7 +25,12 @@ async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
         {"_id": user["_id"]},
         {
             "$set": {"name": user["name"], "skills": user.get("skills", []), "tenant_id": user["tenant_id"]},
-            "$setOnInsert": {"status": "away", "capacity": capacity, "free_slots": capacity, "idle_since": utcnow()},
+            "$setOnInsert": {
+                "status": "away",
+                "capacity": capacity,
+                "free_slots": capacity,
+                "idle_since": utcnow(),
+            },
         },
         upsert=True,
     )

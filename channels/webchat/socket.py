@@ -133,10 +133,14 @@ class ChatSession:
             elif event["type"] == "contact" and event["contact"]["id"] == self.contact["_id"]:
                 contact = event["contact"]
                 self.contact["status"] = contact["status"]
-                await self.send({
-                    "type": "status", "contact_id": contact["id"], "status": visitor_status(contact["status"]),
-                    "agent_name": contact.get("agent_name"),
-                })
+                await self.send(
+                    {
+                        "type": "status",
+                        "contact_id": contact["id"],
+                        "status": visitor_status(contact["status"]),
+                        "agent_name": contact.get("agent_name"),
+                    }
+                )
 
     # -- frames ---------------------------------------------------------------------------
     async def hello(self, frame: dict[str, Any]) -> None:
@@ -146,8 +150,13 @@ class ChatSession:
             try:
                 visitor_id = visitor_from_token(self.ctx.settings, self.tenant["_id"], token)
             except AuthError as exc:
-                await self.send({"type": "error", "code": "token_" + ("expired" if "expired" in str(exc)
-                                 else "invalid"), "message": f"visitor {exc}; starting a new conversation"})
+                await self.send(
+                    {
+                        "type": "error",
+                        "code": "token_" + ("expired" if "expired" in str(exc) else "invalid"),
+                        "message": f"visitor {exc}; starting a new conversation",
+                    }
+                )
         self.visitor_id, new_token = new_visitor_token(self.ctx.settings, self.tenant["_id"], visitor_id)
         contact = None
         contact_id = frame.get("contact_id")
@@ -157,7 +166,11 @@ class ChatSession:
             )
         if visitor_id and contact is None:
             contact = await self.ctx.db.contacts.find_one(
-                {"tenant_id": self.tenant["_id"], "visitor_id": visitor_id, "status": {"$in": list(OPEN_STATUSES)}},
+                {
+                    "tenant_id": self.tenant["_id"],
+                    "visitor_id": visitor_id,
+                    "status": {"$in": list(OPEN_STATUSES)},
+                },
                 sort=[("opened_at", -1)],
             )
         self.follow(contact)
@@ -168,13 +181,15 @@ class ChatSession:
         self.sent_seq = last_seq
         if contact is not None:
             self.customer_id = contact.get("customer_id")
-        await self.send({
-            "type": "welcome",
-            "visitor_token": new_token,
-            "contact_id": contact["_id"] if contact else None,
-            "status": visitor_status(contact["status"]) if contact else "new",
-            "agent_name": contact.get("agent_name") if contact else None,
-        })
+        await self.send(
+            {
+                "type": "welcome",
+                "visitor_token": new_token,
+                "contact_id": contact["_id"] if contact else None,
+                "status": visitor_status(contact["status"]) if contact else "new",
+                "agent_name": contact.get("agent_name") if contact else None,
+            }
+        )
         if contact is not None:
             await self.replay(last_seq)
 
@@ -184,8 +199,9 @@ class ChatSession:
         if not isinstance(text, str) or not text.strip():
             raise FrameError("bad_frame", "a message needs non-empty text")
         if len(text) > self.ctx.settings.max_message_chars:
-            raise FrameError("text_too_long", f"messages are limited to {self.ctx.settings.max_message_chars} "
-                                              "characters")
+            raise FrameError(
+                "text_too_long", f"messages are limited to {self.ctx.settings.max_message_chars} characters"
+            )
         if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
             raise FrameError("bad_frame", "a message needs a client_id of 1-100 characters")
         contact = await self._current_contact(client_id)
@@ -198,11 +214,23 @@ class ChatSession:
         # directly; sending the bare address to Rasa would only produce a fallback.
         answers_question = with_bot and bool(email or phone) and bool(contact.get("awaiting"))
         message, created = await append_message(
-            self.ctx, contact, "visitor", text.strip(), client_id=client_id, author_id=self.visitor_id,
+            self.ctx,
+            contact,
+            "visitor",
+            text.strip(),
+            client_id=client_id,
+            author_id=self.visitor_id,
             bot_state=("pending" if not answers_question else "done") if with_bot else None,
         )
-        await self.send({"type": "ack", "client_id": client_id, "id": message["_id"], "seq": message["seq"],
-                         "contact_id": contact["_id"]})
+        await self.send(
+            {
+                "type": "ack",
+                "client_id": client_id,
+                "id": message["_id"],
+                "seq": message["seq"],
+                "contact_id": contact["_id"],
+            }
+        )
         if created and answers_question:
             await self.ctx.require_bot().resume_awaiting(contact)
         elif created and with_bot:
@@ -217,11 +245,13 @@ class ChatSession:
             if fresh is not None:
                 # a resend of a message already stored in the closed contact stays there
                 stored = await self.ctx.db.messages.find_one(
-                    {"contact_id": fresh["_id"], "dedupe_key": f"c:{client_id}"})
+                    {"contact_id": fresh["_id"], "dedupe_key": f"c:{client_id}"}
+                )
                 if stored is not None:
                     return fresh
-        contact = await open_contact(self.ctx, self.tenant["_id"], "webchat", visitor_id=self.visitor_id,
-                                     customer_id=self.customer_id)
+        contact = await open_contact(
+            self.ctx, self.tenant["_id"], "webchat", visitor_id=self.visitor_id, customer_id=self.customer_id
+        )
         self.follow(contact)
         await self.send({"type": "status", "contact_id": contact["_id"], "status": "bot", "agent_name": None})
         return contact
@@ -240,13 +270,19 @@ class ChatSession:
         name = frame.get("name") if isinstance(frame.get("name"), str) else None
         customer = await self._link_customer(email, phone, (name or "").strip()[:100] or None)
         info = public_customer(customer)
-        await self.send({"type": "identified",
-                         "customer": {"name": info["name"], "email": info["email"], "phone": info["phone"]}})
+        await self.send(
+            {
+                "type": "identified",
+                "customer": {"name": info["name"], "email": info["email"], "phone": info["phone"]},
+            }
+        )
 
     async def _link_customer(
         self, email: str | None, phone: str | None, name: str | None, *, resume: bool = True
     ) -> Doc:
-        customer = await find_or_create_customer(self.ctx, self.tenant["_id"], email=email, phone=phone, name=name)
+        customer = await find_or_create_customer(
+            self.ctx, self.tenant["_id"], email=email, phone=phone, name=name
+        )
         self.customer_id = customer["_id"]
         if self.contact is not None and self.contact.get("customer_id") != customer["_id"]:
             contact = await update_contact(self.ctx, self.contact["_id"], {"customer_id": customer["_id"]})
@@ -268,7 +304,9 @@ async def chat_socket(ws: WebSocket) -> None:
         await ws.close(CLOSE_TRY_AGAIN, "storage unavailable, retry shortly")
         return
     if tenant is None:
-        await ws.send_text(json.dumps({"type": "error", "code": "unknown_tenant", "message": "unknown tenant"}))
+        await ws.send_text(
+            json.dumps({"type": "error", "code": "unknown_tenant", "message": "unknown tenant"})
+        )
         await ws.close(CLOSE_UNKNOWN_TENANT, "unknown tenant")
         return
     session = ChatSession(ctx, ws, tenant)
@@ -276,7 +314,9 @@ async def chat_socket(ws: WebSocket) -> None:
     try:
         first = await asyncio.wait_for(session.receive(), HELLO_TIMEOUT_S)
         if first.get("type") != "hello":
-            await session.send({"type": "error", "code": "bad_frame", "message": "the first frame must be hello"})
+            await session.send(
+                {"type": "error", "code": "bad_frame", "message": "the first frame must be hello"}
+            )
             await ws.close(CLOSE_BAD_FRAME, "expected hello")
             return
         await session.hello(first)
@@ -305,8 +345,13 @@ async def chat_socket(ws: WebSocket) -> None:
     except PyMongoError as exc:
         log.warning("chat socket: database unavailable: %s", exc)
         with contextlib.suppress(Exception):
-            await session.send({"type": "error", "code": "storage_unavailable",
-                                "message": "We could not save that; reconnecting and resending."})
+            await session.send(
+                {
+                    "type": "error",
+                    "code": "storage_unavailable",
+                    "message": "We could not save that; reconnecting and resending.",
+                }
+            )
             await ws.close(CLOSE_TRY_AGAIN, "storage unavailable, retry shortly")
     except WebSocketDisconnect:
         pass

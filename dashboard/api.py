@@ -1,0 +1,274 @@
+"""Dashboard HTTP API: login, presence, offers, conversations, screen pop, wrap-up, KB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+from pydantic import BaseModel, Field
+
+from hub.auth import SESSION_COOKIE, Principal, authenticate, current_user, require_roles, session_token
+from hub.contacts import append_message, get_contact, messages_after, public_contact, public_message
+from hub.context import AppContext, get_ctx
+from hub.db import Doc
+from knowledge.customers import get_customer, public_customer
+from knowledge.kb import public_article, search
+from routing.assignment import RoutingError
+from routing.presence import ensure_agent, public_presence
+
+router = APIRouter(prefix="/api")
+AGENT = require_roles("agent", "supervisor", "admin")
+STAFF = require_roles("agent", "supervisor", "admin", "editor")
+
+
+class LoginRequest(BaseModel):
+    tenant: str = Field(min_length=1, max_length=60)
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=512)
+
+
+class PresenceRequest(BaseModel):
+    status: str = Field(pattern="^(available|away)$")
+
+
+class ReplyRequest(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    client_id: str | None = Field(default=None, max_length=100)
+
+
+class WrapUpRequest(BaseModel):
+    disposition: str = Field(min_length=1, max_length=60)
+    note: str = Field(default="", max_length=2000)
+
+
+def me_view(p: Principal, skills: list[str]) -> dict[str, Any]:
+    return {
+        "id": p.user_id,
+        "tenant_id": p.tenant_id,
+        "tenant_slug": p.tenant_slug,
+        "tenant_name": p.tenant_name,
+        "email": p.email,
+        "name": p.name,
+        "roles": list(p.roles),
+        "skills": skills,
+    }
+
+
+@router.post("/auth/login")
+async def login(body: LoginRequest, response: Response, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    principal = await authenticate(ctx, body.tenant, body.email, body.password)
+    if principal is None:
+        raise HTTPException(401, "invalid credentials")
+    token = session_token(ctx, principal)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=ctx.settings.session_ttl_s,
+        httponly=True,
+        samesite="strict",
+        secure=ctx.settings.secure_cookies,
+        path="/",
+    )
+    return {"user": me_view(principal, []), "token": session_token(ctx, principal, "api")}
+
+
+@router.post("/auth/token")
+async def api_token(
+    principal: Principal = Depends(current_user), ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    return {"token": session_token(ctx, principal, "api"), "expires_in": ctx.settings.api_token_ttl_s}
+
+
+@router.post("/auth/logout")
+async def logout(response: Response) -> dict[str, str]:
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return {"status": "signed out"}
+
+
+@router.get("/me")
+async def me(
+    principal: Principal = Depends(current_user), ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    user = await ctx.db.users.find_one({"_id": principal.user_id}, {"skills": 1})
+    return me_view(principal, (user or {}).get("skills", []))
+
+
+async def _agent(ctx: AppContext, principal: Principal) -> Doc:
+    user = await ctx.db.users.find_one({"_id": principal.user_id, "tenant_id": principal.tenant_id})
+    if user is None:
+        raise HTTPException(401, "not signed in")
+    return await ensure_agent(ctx, user)
+
+
+@router.get("/agent/presence")
+async def get_presence(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    return public_presence(await _agent(ctx, principal))
+
+
+@router.post("/agent/presence")
+async def set_presence(
+    body: PresenceRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    await _agent(ctx, principal)
+    agent = await ctx.require_router().set_presence(principal.user_id, body.status)
+    assert agent is not None
+    return public_presence(agent)
+
+
+@router.get("/agent/contacts")
+async def my_contacts(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    router_ = ctx.require_router()
+    offers = [
+        await router_.offer_view(c)
+        async for c in ctx.db.contacts.find(
+            {"tenant_id": principal.tenant_id, "status": "offered", "offer.agent_id": principal.user_id}
+        )
+    ]
+    assigned = [
+        public_contact(c)
+        async for c in ctx.db.contacts.find(
+            {"tenant_id": principal.tenant_id, "status": "assigned", "agent_id": principal.user_id}
+        ).sort("assigned_at", 1)
+    ]
+    return {"offers": offers, "assigned": assigned}
+
+
+async def _tenant_contact(ctx: AppContext, contact_id: str, principal: Principal) -> Doc:
+    contact = await get_contact(ctx, contact_id, principal.tenant_id)
+    if contact is None:
+        raise HTTPException(404, "no such contact")
+    return contact
+
+
+def _may_see(contact: Doc, principal: Principal) -> bool:
+    """Agents see contacts offered or assigned to them; supervisors and admins all of the tenant's."""
+    if principal.has_any("supervisor", "admin"):
+        return True
+    holder = contact.get("agent_id") or (contact.get("offer") or {}).get("agent_id")
+    return holder == principal.user_id
+
+
+@router.post("/contacts/{contact_id}/accept")
+async def accept(
+    contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    await _tenant_contact(ctx, contact_id, principal)
+    try:
+        contact = await ctx.require_router().accept(
+            contact_id, principal.user_id, principal.name, principal.tenant_id
+        )
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_contact(contact)
+
+
+@router.post("/contacts/{contact_id}/decline")
+async def decline(
+    contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, str]:
+    await _tenant_contact(ctx, contact_id, principal)
+    try:
+        await ctx.require_router().decline(contact_id, principal.user_id, principal.tenant_id)
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return {"status": "declined"}
+
+
+@router.get("/contacts/{contact_id}")
+async def screen_pop(
+    contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    contact = await _tenant_contact(ctx, contact_id, principal)
+    if not _may_see(contact, principal):
+        raise HTTPException(403, "this contact is not yours")
+    customer = None
+    history: list[dict[str, Any]] = []
+    if contact.get("customer_id"):
+        found = await get_customer(ctx, contact["customer_id"], principal.tenant_id)
+        if found is not None:
+            customer = public_customer(found)
+            history = await customer_history(ctx, found, exclude=contact_id)
+    messages = [public_message(m) for m in await messages_after(ctx, contact_id)]
+    return {
+        "contact": public_contact(contact),
+        "messages": messages,
+        "customer": customer,
+        "history": history,
+    }
+
+
+@router.post("/contacts/{contact_id}/messages")
+async def reply(
+    contact_id: str, body: ReplyRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    contact = await _tenant_contact(ctx, contact_id, principal)
+    if contact["status"] != "assigned" or contact.get("agent_id") != principal.user_id:
+        raise HTTPException(409, "you can only write in a conversation assigned to you")
+    message, _ = await append_message(
+        ctx,
+        contact,
+        "agent",
+        body.text.strip(),
+        client_id=body.client_id,
+        author_id=principal.user_id,
+        author_name=principal.name,
+    )
+    return public_message(message)
+
+
+@router.post("/contacts/{contact_id}/wrapup")
+async def wrap_up(
+    contact_id: str, body: WrapUpRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    await _tenant_contact(ctx, contact_id, principal)
+    try:
+        contact = await ctx.require_router().wrap_up(
+            contact_id, principal.user_id, principal.tenant_id, body.disposition, body.note
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_contact(contact)
+
+
+@router.get("/dispositions")
+async def dispositions(
+    principal: Principal = STAFF, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, str]]:
+    tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id})
+    return list((tenant or {}).get("dispositions", []))
+
+
+@router.get("/customers/{customer_id}")
+async def customer(
+    customer_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    found = await get_customer(ctx, customer_id, principal.tenant_id)
+    if found is None:
+        raise HTTPException(404, "no such customer")
+    return {"customer": public_customer(found), "history": await customer_history(ctx, found)}
+
+
+async def customer_history(
+    ctx: AppContext, customer: Doc, exclude: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The customer's previous contacts on every channel, newest first, with transcripts."""
+    query: Doc = {"tenant_id": customer["tenant_id"], "customer_id": customer["_id"]}
+    if exclude:
+        query["_id"] = {"$ne": exclude}
+    out = []
+    async for contact in ctx.db.contacts.find(query).sort("opened_at", -1).limit(limit):
+        view = public_contact(contact)
+        view["messages"] = [public_message(m) for m in await messages_after(ctx, contact["_id"])]
+        out.append(view)
+    return out
+
+
+@router.get("/kb/search")
+async def kb_search(
+    q: str = "", principal: Principal = STAFF, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    if not q.strip():
+        return []
+    return [public_article(a, s) for a, s in await search(ctx, principal.tenant_id, q[:500], limit=8)]

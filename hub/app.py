@@ -1,0 +1,135 @@
+"""The FastAPI application factory and its lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from pymongo.errors import PyMongoError
+
+from bot import actions
+from bot.rasa_client import RasaClient
+from bot.turns import BotTurns
+from channels.webchat import assets as webchat_assets
+from channels.webchat import socket as webchat_socket
+from dashboard import api as dashboard_api
+from dashboard import live as dashboard_live
+from dashboard import pages as dashboard_pages
+from hub.context import AppContext
+from hub.db import Database
+from hub.embedded_db import EmbeddedDatabase, port_is_open
+from hub.events import EventBus
+from hub.settings import Settings
+from routing.assignment import Router
+
+log = logging.getLogger(__name__)
+Starter = Callable[[AppContext], Awaitable[None]]
+STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
+
+
+async def wait_for_db(db: Database, timeout_s: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not await db.ping():
+        if loop.time() > deadline:
+            raise RuntimeError("database did not answer; is MONGODB_URI right?")
+        await asyncio.sleep(0.5)
+
+
+def create_app(settings: Settings | None = None, starters: list[Starter] | None = None) -> FastAPI:
+    """Build the hub. `starters` run as background tasks once the database is up (e.g. Rasa)."""
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        embedded: EmbeddedDatabase | None = None
+        uri = settings.mongodb_uri
+        if uri is None:
+            embedded = EmbeddedDatabase(settings.var_dir / "db", settings.embedded_db_port)
+            if not port_is_open("127.0.0.1", settings.embedded_db_port):
+                await embedded.start()
+            uri = embedded.uri
+        db = Database(uri, settings.db_name)
+        await wait_for_db(db)
+        await db.ensure_indexes()
+        ctx = AppContext(settings=settings, db=db, bus=EventBus())
+        ctx.extra["embedded_db"] = embedded
+        ctx.rasa = RasaClient(settings.rasa_url, settings.rasa_timeout_s)
+        ctx.router = Router(ctx)
+        ctx.bot = BotTurns(ctx)
+        app.state.ctx = ctx
+        tasks = [asyncio.create_task(ctx.router.run(), name="router")]
+        tasks += [
+            asyncio.create_task(start(ctx), name=getattr(start, "__name__", "starter"))
+            for start in starters or []
+        ]
+        await ctx.bot.recover()
+        log.info("hub ready on %s", settings.public_url)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await ctx.rasa.close()
+            await db.close()
+            if embedded is not None:
+                await embedded.stop()
+
+    app = FastAPI(title="Contact hub", lifespan=lifespan)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not request.url.path.startswith(("/demo", "/widget.js")):
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.exception_handler(PyMongoError)
+    async def storage_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:
+        log.warning("database error on %s: %s", request.url.path, exc)
+        return JSONResponse(
+            {"detail": "storage unavailable, retry shortly"}, status_code=503, headers={"Retry-After": "2"}
+        )
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz(request: Request) -> JSONResponse:
+        ctx: AppContext = request.app.state.ctx
+        return await health(ctx)
+
+    for module in (actions, webchat_assets, webchat_socket, dashboard_api, dashboard_live, dashboard_pages):
+        app.include_router(module.router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def health(ctx: AppContext) -> JSONResponse:
+    db_ok = await ctx.db.ping()
+    rasa_ok = ctx.rasa is not None and await ctx.rasa.ready()
+    server = ctx.extra.get("rasa_server")
+    rasa_state = (
+        "ok" if rasa_ok else (getattr(server, "state", None) or ctx.extra.get("rasa_state") or "down")
+    )
+    embedded: EmbeddedDatabase | None = ctx.extra.get("embedded_db")
+    components: dict[str, Any] = {
+        "db": "ok" if db_ok else "down",
+        "rasa": rasa_state,
+        "embedded_db": "external"
+        if embedded is None
+        else ("running" if embedded.running or db_ok else "down"),
+    }
+    status = "ok" if db_ok and rasa_ok else ("degraded" if db_ok else "down")
+    return JSONResponse({"status": status, "components": components}, status_code=200 if db_ok else 503)
