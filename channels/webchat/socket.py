@@ -77,6 +77,7 @@ class ChatSession:
         self.queue = ctx.bus.new_queue()
         self.sent_seq = 0  # highest seq sent on this connection
         self.sent_seqs: set[int] = set()
+        self.shown_status: tuple[str, str | None] | None = None  # last status frame sent
 
     async def send(self, frame: dict[str, Any]) -> None:
         await self.ws.send_text(json.dumps(frame))
@@ -181,6 +182,7 @@ class ChatSession:
         self.sent_seq = last_seq
         if contact is not None:
             self.customer_id = contact.get("customer_id")
+            self.shown_status = (visitor_status(contact["status"]), contact.get("agent_name"))
         await self.send(
             {
                 "type": "welcome",
@@ -253,6 +255,7 @@ class ChatSession:
             self.ctx, self.tenant["_id"], "webchat", visitor_id=self.visitor_id, customer_id=self.customer_id
         )
         self.follow(contact)
+        self.shown_status = ("bot", None)
         await self.send({"type": "status", "contact_id": contact["_id"], "status": "bot", "agent_name": None})
         return contact
 

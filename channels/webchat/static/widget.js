@@ -315,7 +315,12 @@
     return node;
   }
 
+  var cachedIds = Object.create(null);
+  store.messages.forEach(function (m) { if (m.id) cachedIds[m.id] = true; });
+
   function cacheMessage(m) {
+    if (!m.id || cachedIds[m.id]) return;
+    cachedIds[m.id] = true;
     store.messages.push({ id: m.id, seq: m.seq, contact_id: m.contact_id, author: m.author,
       author_name: m.author_name || null, text: m.text, client_id: m.client_id || null,
       created_at: m.created_at || null });
@@ -370,7 +375,11 @@
     adoptContact(f.contact_id);
     removeFromOutbox(f.client_id);
     var node = byClientId[f.client_id];
-    if (node) markStored(node, f);
+    if (node) {
+      markStored(node, f);
+      cacheMessage({ id: f.id, seq: f.seq, contact_id: f.contact_id, author: "visitor", text: node.textContent,
+        client_id: f.client_id, created_at: new Date().toISOString() });
+    }
     save();
   }
 
