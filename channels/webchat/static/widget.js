@@ -269,6 +269,8 @@
     store.contact_id = contactId;
     store.last_seq = 0;
     save();
+    // A new conversation after a closed one starts with the assistant (a status frame may refine it).
+    if (convStatus === "closed" || convStatus === "wrapup") applyConversationStatus("bot", null);
   }
 
   function adoptToken(token) {
