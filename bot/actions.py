@@ -21,7 +21,7 @@ from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer
-from knowledge.kb import CONFIDENT, confidence, search
+from knowledge.kb import CONFIDENT, search
 from routing.assignment import skill_for_intent
 
 router = APIRouter()
@@ -139,8 +139,8 @@ def balance_text(customer: Doc) -> str:
 async def action_answer_faq(ctx: AppContext, contact: Doc, tracker: dict[str, Any]) -> Response:
     _, text = _latest(tracker)
     hits = await search(ctx, contact["tenant_id"], text, limit=1)
-    if hits and confidence(text, hits[0][1]) >= CONFIDENT:
-        article = hits[0][0]
+    if hits and hits[0].coverage >= CONFIDENT:
+        article = hits[0].article
         await update_contact(ctx, contact["_id"], {"last_article_id": article["_id"]})
         return _text(article["body"], "Did that answer your question? You can also ask for an agent.")
     return await _handoff(ctx, contact, "faq_not_found", "ask_faq")

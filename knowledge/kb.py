@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from hub.context import AppContext
@@ -14,8 +15,8 @@ from knowledge.text import terms
 
 K1 = 1.2
 B = 0.75
-# Below this normalised score the bot does not answer from the knowledge base.
-CONFIDENT = 0.35
+# Below this coverage of the question the bot hands over instead of answering.
+CONFIDENT = 0.5
 
 
 def _slug(title: str) -> str:
@@ -54,7 +55,17 @@ async def upsert_article(
     return article
 
 
-async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) -> list[tuple[Doc, float]]:
+@dataclass(frozen=True)
+class Hit:
+    article: Doc
+    score: float
+    # Share of the query's information (idf-weighted terms) that the article contains:
+    # 1.0 when every query term is in it. Unlike the BM25 score it does not depend on
+    # how many articles the tenant has, so one threshold works for every tenant.
+    coverage: float
+
+
+async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) -> list[Hit]:
     """BM25 over the tenant's articles that share at least one term with the query."""
     query_terms = list(dict.fromkeys(terms(query)))
     if not query_terms:
@@ -69,19 +80,23 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
         return []
     stats = await _corpus_stats(ctx, tenant_id, query_terms)
     avg_len = stats["avg_len"] or 1.0
-    scored: list[tuple[Doc, float]] = []
+    idf = {
+        term: math.log(1 + (total - stats["df"][term] + 0.5) / (stats["df"][term] + 0.5)) for term in query_terms
+    }
+    query_weight = sum(idf.values())
+    hits: list[Hit] = []
     for article in candidates:
         score = 0.0
+        covered = 0.0
         for term in query_terms:
             tf = article["term_freq"].get(term, 0)
             if not tf:
                 continue
-            df = stats["df"].get(term, 0)
-            idf = math.log(1 + (total - df + 0.5) / (df + 0.5))
-            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * article["length"] / avg_len))
-        scored.append((article, score))
-    scored.sort(key=lambda pair: pair[1], reverse=True)
-    return scored[:limit]
+            covered += idf[term]
+            score += idf[term] * tf * (K1 + 1) / (tf + K1 * (1 - B + B * article["length"] / avg_len))
+        hits.append(Hit(article, score, covered / query_weight if query_weight else 0.0))
+    hits.sort(key=lambda hit: (hit.score, hit.coverage), reverse=True)
+    return hits[:limit]
 
 
 async def _corpus_stats(ctx: AppContext, tenant_id: str, query_terms: list[str]) -> dict[str, Any]:
@@ -90,14 +105,6 @@ async def _corpus_stats(ctx: AppContext, tenant_id: str, query_terms: list[str])
         df[term] = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id, "terms": term})
     lengths = [a["length"] async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id}, {"length": 1})]
     return {"df": df, "avg_len": sum(lengths) / len(lengths) if lengths else 1.0}
-
-
-def confidence(query: str, score: float) -> float:
-    """Score normalised by query length to 0..1: how sure we are the top hit answers it."""
-    n = len(set(terms(query)))
-    if n == 0:
-        return 0.0
-    return min(1.0, score / (n * 2.2))
 
 
 def public_article(article: Doc, score: float | None = None) -> dict[str, Any]:
