@@ -88,6 +88,7 @@ class Widget:
         self.last_seq = 0
         self.messages: dict[int, dict[str, Any]] = {}
         self.frames: list[dict[str, Any]] = []
+        self.status: str | None = None
         self.ws: Any = None
         self._n = 0
 
@@ -112,6 +113,8 @@ class Widget:
         self.frames.append(frame)
         if frame.get("contact_id"):
             self.contact_id = frame["contact_id"]
+        if frame["type"] in ("status", "welcome"):
+            self.status = frame["status"]
         if frame["type"] == "message":
             self.messages[frame["seq"]] = frame
             self.last_seq = max(self.last_seq, frame["seq"])
@@ -126,6 +129,15 @@ class Widget:
             frame = await self.recv(remaining)
             if frame["type"] == kind and all(frame.get(k) == v for k, v in match.items()):
                 return frame
+
+    async def wait_status(self, status: str, timeout: float = 10) -> None:
+        """Until the conversation shows `status` (frames already received count)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.status != status:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise TimeoutError(f"status is {self.status}, not {status}")
+            await self.recv(remaining)
 
     async def say(self, text: str, client_id: str | None = None) -> dict[str, Any]:
         self._n += 1

@@ -56,7 +56,7 @@ async def test_balance_after_identification_then_handoff_to_billing(hub: HubProc
     assert "$84.20" in answer["text"] and "NW-100231" in answer["text"]
     human = await widget.say("I want to talk to a human")
     assert "agent" in (await widget.reply_from("bot", human["seq"]))["text"]
-    await widget.expect("status", status="queued")
+    await widget.wait_status("queued")
     # billing question -> billing skill -> Ann (billing) gets it, Ben (technical) does not
     ben = Agent(hub.url, t["slug"], "ben@t.test")
     await ben.login()
@@ -69,7 +69,7 @@ async def test_balance_after_identification_then_handoff_to_billing(hub: HubProc
     assert offer["intent"] == "check_balance" and offer["customer_name"] == "Maria Garcia"
     assert (await ben.http.get("/api/agent/contacts")).json()["offers"] == []
     await ann.http.post(f"/api/contacts/{human['contact_id']}/accept")
-    await widget.expect("status", status="assigned", agent_name="Ann")
+    await widget.wait_status("assigned")
     pop = (await ann.http.get(f"/api/contacts/{human['contact_id']}")).json()
     assert pop["customer"]["account_number"] == "NW-100231"
     assert any("$84.20" in m["text"] for m in pop["messages"] if m["author"] == "bot")
@@ -87,7 +87,7 @@ async def test_balance_after_identification_then_handoff_to_billing(hub: HubProc
     done = await ann.http.post(f"/api/contacts/{human['contact_id']}/wrapup",
                                json={"disposition": "resolved", "note": "extension granted"})
     assert done.status_code == 200 and done.json()["status"] == "closed"
-    await widget.expect("status", status="closed")
+    await widget.wait_status("closed")
     history = (await ann.http.get(f"/api/customers/{pop['customer']['id']}")).json()["history"]
     closed = next(h for h in history if h["id"] == human["contact_id"])
     assert closed["disposition"] == "resolved" and closed["note"] == "extension granted"
@@ -111,7 +111,7 @@ async def test_two_fallbacks_in_a_row_hand_off(hub: HubProcess, tenant_in) -> No
     assert "didn't understand" in (await widget.reply_from("bot", first["seq"]))["text"]
     second = await widget.say("blorpt quazzle frimb snerk")
     assert "agent" in (await widget.reply_from("bot", second["seq"]))["text"]
-    await widget.expect("status", status="queued")
+    await widget.wait_status("queued")
     agent = Agent(hub.url, t["slug"], "ben@t.test")
     await agent.login()
     await agent.available()
@@ -134,7 +134,7 @@ async def test_outage_report_opens_a_ticket_and_routes_to_technical(hub: HubProc
     await ctx.db.close()
     assert ticket is not None and ticket["kind"] == "outage" and ticket["_id"][:8].upper() in text
     human = await widget.say("let me speak to an agent please")
-    await widget.expect("status", status="queued")
+    await widget.wait_status("queued")
     ben = Agent(hub.url, t["slug"], "ben@t.test")
     await ben.login()
     await ben.available()

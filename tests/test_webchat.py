@@ -45,7 +45,7 @@ async def test_rasa_down_tells_the_visitor_and_queues_for_an_agent(hub_nobot: Hu
     ack = await widget.say("my internet is down")
     bot = await widget.reply_from("bot", ack["seq"])
     assert "unavailable" in bot["text"]
-    await widget.expect("status", status="queued")
+    await widget.wait_status("queued")
     agent = Agent(hub_nobot.url, t["slug"], "ann@t.test")
     await agent.login()
     await agent.available()

@@ -134,6 +134,10 @@ class ChatSession:
             elif event["type"] == "contact" and event["contact"]["id"] == self.contact["_id"]:
                 contact = event["contact"]
                 self.contact["status"] = contact["status"]
+                shown = (visitor_status(contact["status"]), contact.get("agent_name"))
+                if shown == self.shown_status:
+                    continue  # e.g. a customer was linked: nothing the visitor sees changed
+                self.shown_status = shown
                 await self.send(
                     {
                         "type": "status",

@@ -8,8 +8,7 @@ exceptions, and saves a screenshot of every page to the test's tmp_path on failu
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,18 +31,18 @@ TIMEOUT_MS = 20_000
 expect.set_options(timeout=TIMEOUT_MS)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[Any]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """Remember each phase's report on the item so fixtures can tell whether the test failed."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Debian's chromium is not installed")
     async with async_playwright() as pw:
         chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield chromium
@@ -73,8 +72,9 @@ OpenPage = Callable[[str], Awaitable[Page]]
 
 
 @pytest.fixture
-async def open_page(browser: Browser, request: pytest.FixtureRequest,
-                    tmp_path: Path) -> AsyncIterator[OpenPage]:
+async def open_page(
+    browser: Browser, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[OpenPage]:
     contexts: list[BrowserContext] = []
     pages: dict[str, Page] = {}
     logs: dict[str, PageLog] = {}

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from hub.embedded_db import EmbeddedDatabase
 from knowledge.kb import upsert_article
-from tests.conftest import AGENT_PASSWORD, context_for
+from tests.conftest import AGENT_PASSWORD, TenantFactory, context_for
 from tests.e2e.conftest import OpenPage, console_errors
 from tests.support import HubProcess
 
@@ -27,8 +28,11 @@ ROUTER_BODY = (
 ARTICLES = [
     ("Setting up your router", ROUTER_BODY, ["router", "wifi", "broadband", "setup"]),
     ("Mobile roaming", "Roaming in the EU and UK is included in every mobile plan.", ["roaming", "travel"]),
-    ("Paperless billing", "Switch to paperless billing in the portal under Billing > Preferences.",
-     ["paperless", "bill"]),
+    (
+        "Paperless billing",
+        "Switch to paperless billing in the portal under Billing > Preferences.",
+        ["paperless", "bill"],
+    ),
 ]
 FAQ_QUESTION = "How do I set up my router?"
 HANDOFF_REQUEST = "I want to talk to a human"
@@ -81,7 +85,7 @@ async def api_get(page: Page, hub: HubProcess, path: str) -> Any:
 
 
 async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
-    hub: HubProcess, tenant_in, mongo, open_page: OpenPage
+    hub: HubProcess, tenant_in: TenantFactory, mongo: EmbeddedDatabase, open_page: OpenPage
 ) -> None:
     t = await tenant_in(hub)
     slug = t["slug"]
@@ -111,11 +115,13 @@ async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
     await visitor.locator("#hub-chat-name").fill(VISITOR_NAME)
     await visitor.locator("#hub-chat-identify").click()
     await expect(visitor.locator("#hub-chat-identify-result")).to_have_text(
-        f"Thanks, {VISITOR_NAME} – we have your details."
+        f"Thanks, {VISITOR_NAME} \u2013 we have your details."
     )
 
     await visitor_says(visitor, HANDOFF_REQUEST)
-    await expect(visitor.locator(".hub-chat-bot", has_text="connecting you with one of our agents")).to_be_visible()
+    await expect(
+        visitor.locator(".hub-chat-bot", has_text="connecting you with one of our agents")
+    ).to_be_visible()
     await expect(visitor.locator("#hub-chat-status")).to_have_text("Waiting for an agent…")
     assert await visitor.evaluate("window.HubChat.state().status") == "queued"
 
@@ -177,7 +183,9 @@ async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
     await expect(transcript).to_have_text("Select a conversation or accept an offer.")
 
     await expect(visitor.locator("#hub-chat-status")).to_have_text("Conversation closed")
-    await expect(visitor.locator(".hub-chat-system", has_text="The agent closed this conversation")).to_be_visible()
+    await expect(
+        visitor.locator(".hub-chat-system", has_text="The agent closed this conversation")
+    ).to_be_visible()
 
     # ---- the customer's history (API) holds the closed contact with transcript and disposition
     pop = await api_get(agent, hub, f"/api/contacts/{contact_id}")
@@ -194,13 +202,22 @@ async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
     assert closed_contact["note"] == WRAPUP_NOTE
     assert closed_contact["agent_name"] == "Ann" and closed_contact["closed_at"]
     said = [(m["author"], m["text"]) for m in closed_contact["messages"]]
-    for expected in [("visitor", FAQ_QUESTION), ("bot", ROUTER_BODY), ("visitor", HANDOFF_REQUEST),
-                     ("agent", AGENT_REPLY), ("visitor", VISITOR_REPLY)]:
+    for expected in [
+        ("visitor", FAQ_QUESTION),
+        ("bot", ROUTER_BODY),
+        ("visitor", HANDOFF_REQUEST),
+        ("agent", AGENT_REPLY),
+        ("visitor", VISITOR_REPLY),
+    ]:
         assert expected in said, said
     seqs = [m["seq"] for m in closed_contact["messages"]]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
-    assert said.index(("visitor", FAQ_QUESTION)) < said.index(("bot", ROUTER_BODY)) < said.index(
-        ("agent", AGENT_REPLY)) < said.index(("visitor", VISITOR_REPLY))
+    assert (
+        said.index(("visitor", FAQ_QUESTION))
+        < said.index(("bot", ROUTER_BODY))
+        < said.index(("agent", AGENT_REPLY))
+        < said.index(("visitor", VISITOR_REPLY))
+    )
 
     # ---- the same customer comes back: the desk shows the closed contact in #customer-history
     await visitor_says(visitor, HANDOFF_REQUEST + " again")
@@ -218,9 +235,10 @@ async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
     await expect(history_item.locator(".history-note")).to_have_text(WRAPUP_NOTE)
     await expect(history_item.locator(".history-meta")).to_have_text("by Ann · Closed")
     await history_item.locator(".history-transcript summary").click()
-    lines = history_item.locator(".history-msg")
     await expect(history_item.locator(".history-msg-visitor", has_text=FAQ_QUESTION)).to_have_count(1)
-    await expect(lines.filter(has_text="solid white")).to_have_count(1)
+    await expect(history_item.locator(".history-msg-bot", has_text="solid white")).to_have_text(
+        re.compile(re.escape(ROUTER_BODY))
+    )
     await expect(history_item.locator(".history-msg-agent", has_text=AGENT_REPLY)).to_have_count(1)
     await expect(history_item.locator(".history-msg-visitor", has_text=VISITOR_REPLY)).to_have_count(1)
 
