@@ -88,24 +88,29 @@ def last_topic_intent(tracker: dict[str, Any]) -> str | None:
 
 
 async def action_fallback(ctx: AppContext, contact: Doc, tracker: dict[str, Any]) -> Response:
-    """Two fallbacks in a row hand the contact to an agent."""
+    """Two turns in a row that the bot could not help with hand the contact to an agent."""
     if consecutive_fallbacks(tracker) >= 2:
         return await _handoff(ctx, contact, "bot_fallback", contact.get("intent"))
-    return {"events": [{"event": "user_utterance_reverted"}], "responses": [{"text": FALLBACK_TEXT}]}
+    intent, _ = _latest(tracker)
+    if intent == "out_of_scope":
+        return {"events": [], "responses": [{"response": "utter_out_of_scope"}]}
+    return _text(FALLBACK_TEXT)
+
+
+FALLBACK_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
 
 
 def consecutive_fallbacks(tracker: dict[str, Any]) -> int:
-    """User turns at the end of the conversation classified as nlu_fallback.
+    """User turns at the end of the conversation the bot could not help with.
 
-    Counted from the tracker's events (user turns reverted by the fallback action
-    remain in the event list), so no state of our own is needed.
+    Counted from the tracker's events, so no state of our own is needed.
     """
     count = 0
     for event in reversed(tracker.get("events") or []):
         if event.get("event") != "user":
             continue
         intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-        if intent != "nlu_fallback":
+        if intent not in FALLBACK_INTENTS:
             break
         count += 1
     return count
