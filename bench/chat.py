@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from pymongo.errors import PyMongoError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
@@ -530,6 +531,27 @@ async def rasa_senders(target: Target, count: int) -> list[str]:
     ]
 
 
+async def db_baseline(ctx: AppContext, calls: int) -> list[float]:
+    """Latency of one small database round trip (find_one by _id), sequential, in ms."""
+    out: list[float] = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        await ctx.db.tenants.find_one({"_id": "no-such-id"})
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+async def db_requests(ctx: AppContext | None) -> int | None:
+    """Wire requests the database server has answered so far (serverStatus), if it says."""
+    if ctx is None:
+        return None
+    try:
+        status = await ctx.db.client.admin.command("serverStatus")
+        return int(status["network"]["numRequests"])
+    except (PyMongoError, KeyError, TypeError, ValueError):
+        return None
+
+
 @dataclass
 class Verdict:
     """Lost and duplicated messages, by (session, client_id) key where it applies."""
@@ -650,6 +672,14 @@ async def check_database(ctx: AppContext, clients: list[ChatClient], verdict: Ve
 # -- the run --------------------------------------------------------------------------------------
 
 
+def group_by_text(clients: list[ChatClient]) -> dict[str, list[Sent]]:
+    """Sent messages by their text, in TEXTS order."""
+    out: dict[str, list[Sent]] = {}
+    for sent in sorted((s for c in clients for s in c.sent), key=lambda s: TEXTS.index(s.text)):
+        out.setdefault(sent.text, []).append(sent)
+    return out
+
+
 def latencies(clients: list[ChatClient]) -> tuple[list[float], list[float]]:
     """(reply latencies, ack latencies) in ms over all sessions."""
     sent = [s for c in clients for s in c.sent]
@@ -693,9 +723,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             rasa_seq, rasa_seq_fail, _ = await rasa_baseline(
                 target.rasa_url, await rasa_senders(target, conversations), args.messages, False
             )
+        db_lat = await db_baseline(target.ctx, 200) if target.ctx else []
         log(f"load: {args.sessions} sessions x {args.messages} messages")
         cpu_before = stack.cpu_seconds() if stack else {}
+        requests_before = await db_requests(target.ctx)
         load = await run_sessions(target, args.sessions, args.messages, args.timeout)
+        requests_after = await db_requests(target.ctx)
         cpu_after = stack.cpu_seconds() if stack else {}
         log(f"load took {load.elapsed_s:.1f} s; verifying transcripts")
         verdict = await verify(target, load.clients, args.timeout)
@@ -711,6 +744,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             args, load, verdict, rasa_seq, rasa_seq_fail, rasa_conc, rasa_conc_fail, rasa_conc_s, setup_s
         )
         result["cpu_s"] = {k: round(cpu_after[k] - cpu_before.get(k, 0.0), 1) for k in cpu_after}
+        result["db_p50_ms"] = rounded(percentile(db_lat, 50), 2)
+        sent = result["messages"]
+        result["db_requests_per_message"] = (
+            round((requests_after - requests_before) / sent, 1)
+            if requests_after is not None and requests_before is not None and sent
+            else None
+        )
         result["total_s"] = round(time.perf_counter() - run_started, 1)
         ok = True
         return result
@@ -755,6 +795,10 @@ def summarise(
         "max_ms": rounded(max(reply, default=None)),
         "ack_p50_ms": rounded(percentile(ack, 50)),
         "ack_p95_ms": rounded(percentile(ack, 95)),
+        "p50_by_text_ms": {
+            text: rounded(percentile([s.reply_ms for s in by_text if s.reply_ms is not None], 50))
+            for text, by_text in group_by_text(load.clients).items()
+        },
         "lost": verdict.lost,
         "duplicated": verdict.duplicated,
         "lost_detail": {
@@ -797,6 +841,7 @@ ROWS = [
         lambda r: f"p50 {r['p50_ms']} ms, p95 {r['p95_ms']} ms, p99 {r['p99_ms']} ms, max {r['max_ms']} ms",
     ),
     ("ack latency", lambda r: f"p50 {r['ack_p50_ms']} ms, p95 {r['ack_p95_ms']} ms"),
+    ("reply p50 by text", lambda r: ", ".join(f"{t!r} {v} ms" for t, v in r["p50_by_text_ms"].items())),
     (
         "direct Rasa, sequential",
         lambda r: (
@@ -824,6 +869,12 @@ ROWS = [
     ("handoffs / out of order", lambda r: f"{r['handoffs']} / {r['out_of_order']}"),
     ("reconnects / errors", lambda r: f"{r['reconnects']} / {r['errors'] or 'none'}"),
     ("CPU seconds in load", lambda r: str(r.get("cpu_s") or "n/a")),
+    (
+        "database",
+        lambda r: (
+            f"{r.get('db_requests_per_message')} requests/message, one round trip p50 {r.get('db_p50_ms')} ms"
+        ),
+    ),
     ("client loop lag p95", lambda r: f"{r['client_loop_lag_p95_ms']} ms"),
 ]
 

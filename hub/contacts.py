@@ -47,7 +47,7 @@ async def open_contact(
         "agent_id": None,
         "agent_name": None,
         "offer": None,
-        "declined_by": [],
+        "declines": [],
         "queued_at": None,
         "disposition": None,
         "note": None,

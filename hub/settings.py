@@ -49,6 +49,7 @@ class Settings:
     max_ws_frame_bytes: int = 16 * 1024
     max_message_chars: int = 4000
     offer_timeout_s: float = 60.0
+    decline_cooldown_s: float = 30.0
     chat_capacity: int = 3
     rasa_timeout_s: float = 10.0
     bot_retry_s: float = 5.0
@@ -79,6 +80,7 @@ class Settings:
             max_ws_frame_bytes=int(e.get("HUB_MAX_WS_FRAME_BYTES", str(16 * 1024))),
             max_message_chars=int(e.get("HUB_MAX_MESSAGE_CHARS", "4000")),
             offer_timeout_s=float(e.get("HUB_OFFER_TIMEOUT_S", "60")),
+            decline_cooldown_s=float(e.get("HUB_DECLINE_COOLDOWN_S", "30")),
             chat_capacity=int(e.get("HUB_CHAT_CAPACITY", "3")),
             rasa_timeout_s=float(e.get("RASA_TIMEOUT_S", "10")),
             bot_retry_s=float(e.get("HUB_BOT_RETRY_S", "5")),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from hub.contacts import append_message, get_contact, messages_after, update_contact
@@ -21,6 +21,10 @@ from hub.ids import iso, utcnow
 from routing.presence import release_slot, reserve_slot, set_status
 
 log = logging.getLogger(__name__)
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
 
 INTENT_SKILLS = {
     "check_balance": "billing",
@@ -61,7 +65,7 @@ class Router:
         if contact["status"] != "queued":
             return False
         agent = await reserve_slot(
-            self.ctx, contact["tenant_id"], contact["skill"], contact.get("declined_by", [])
+            self.ctx, contact["tenant_id"], contact["skill"], self._recently_declined(contact)
         )
         if agent is None:
             return False
@@ -82,6 +86,13 @@ class Router:
         self.ctx.bus.publish(f"user:{agent['_id']}", {"type": "offer", "offer": view})
         log.info("offered contact %s to %s", contact["_id"], agent["name"])
         return True
+
+    def _recently_declined(self, contact: Doc) -> list[str]:
+        """Agents who declined or missed this contact lately are skipped; after the
+        cool-down they may get it again, so a contact is never stranded because every
+        agent once declined it."""
+        cutoff = utcnow() - timedelta(seconds=self.ctx.settings.decline_cooldown_s)
+        return [d["agent_id"] for d in contact.get("declines", []) if _aware(d["at"]) > cutoff]
 
     async def assign_waiting(self, tenant_id: str | None = None) -> int:
         """Offer every queued contact that can be offered now, oldest first."""
@@ -127,7 +138,7 @@ class Router:
             contact_id,
             {"status": "queued", "offer": None},
             expect=expect,
-            extra_update={"$addToSet": {"declined_by": agent_id}},
+            extra_update={"$push": {"declines": {"agent_id": agent_id, "at": utcnow()}}},
         )
         if contact is None:
             return False
