@@ -25,8 +25,9 @@ class HubProcess:
     """`hub serve` in a subprocess, on its own port, against a given database and Rasa."""
 
     def __init__(self, var_dir: Path, mongodb_uri: str, rasa_url: str, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, with_rasa: bool = False) -> None:
         self.var_dir = var_dir
+        self.with_rasa = with_rasa
         self.port = port or free_port()
         self.env = {
             **os.environ,
@@ -53,7 +54,8 @@ class HubProcess:
         self.var_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.var_dir / f"hub-{self.port}.log", "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve", "--no-rasa", "--log-level", "warning"],
+            [sys.executable, "-m", "hub.cli", "serve", "--log-level", "warning",
+             *([] if self.with_rasa else ["--no-rasa"])],
             cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
