@@ -166,8 +166,8 @@ async def action_report_outage(ctx: AppContext, contact: Doc, tracker: dict[str,
     await ctx.db.tickets.insert_one(ticket)
     reference = ticket["_id"][:8].upper()
     return _text(
-        f"I'm sorry about the outage. I've logged it as ticket {reference} and our technical team is notified. "
-        "If you'd like to talk to a technician, just ask for an agent."
+        f"I'm sorry about the outage. I've logged it as ticket {reference} and our technical team "
+        "is notified. If you'd like to talk to a technician, just ask for an agent."
     )
 
 

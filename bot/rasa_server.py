@@ -147,7 +147,7 @@ class RasaServer:
             return False
         return isinstance(body, dict) and bool(body.get("model_file") or body.get("fingerprint"))
 
-    async def wait_ready(self, timeout: float = 180) -> bool:  # noqa: ASYNC109 (API asked for a plain timeout)
+    async def wait_ready(self, timeout: float = 180) -> bool:
         """Poll /status until a model is loaded; False if Rasa exits or time runs out."""
         deadline = time.monotonic() + timeout
         async with httpx.AsyncClient(timeout=2.0) as client:

@@ -9,6 +9,7 @@ down the visitor is told and queued for an agent: nothing is dropped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
@@ -44,7 +45,7 @@ class BotTurns:
         if worker is None or worker.done():
             task = asyncio.create_task(self._drain_contact(contact_id), name=f"bot:{contact_id}")
             self._workers[contact_id] = task
-            task.add_done_callback(lambda t, cid=contact_id: self._forget(cid, t))
+            task.add_done_callback(functools.partial(self._forget, contact_id))
 
     def _forget(self, contact_id: str, task: asyncio.Task[None]) -> None:
         if self._workers.get(contact_id) is task:

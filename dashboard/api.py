@@ -271,4 +271,6 @@ async def kb_search(
 ) -> list[dict[str, Any]]:
     if not q.strip():
         return []
-    return [public_article(h.article, h.score) for h in await search(ctx, principal.tenant_id, q[:500], limit=8)]
+    return [
+        public_article(h.article, h.score) for h in await search(ctx, principal.tenant_id, q[:500], limit=8)
+    ]

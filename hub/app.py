@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from hub.settings import Settings
 from routing.assignment import Router
 
 log = logging.getLogger(__name__)
-Starter = Callable[[AppContext], Awaitable[None]]
+Starter = Callable[[AppContext], Coroutine[Any, Any, None]]
 STATIC = Path(__file__).resolve().parent.parent / "dashboard" / "static"
 
 

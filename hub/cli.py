@@ -52,10 +52,15 @@ def banner(settings: Settings, demo: bool) -> str:
     if demo:
         from hub.demo import DEMO_PASSWORD, DEMO_USERS
 
-        lines += [f"  Demo web site   : {url}/demo   (the chat widget is bottom right)", "",
-                  f"  Demo logins (tenant 'demo', password '{DEMO_PASSWORD}'):"]
-        lines += [f"    {email:24} {', '.join(roles):18} skills: {', '.join(skills) or '-'}"
-                  for email, _, roles, skills in DEMO_USERS]
+        lines += [
+            f"  Demo web site   : {url}/demo   (the chat widget is bottom right)",
+            "",
+            f"  Demo logins (tenant 'demo', password '{DEMO_PASSWORD}'):",
+        ]
+        lines += [
+            f"    {email:24} {', '.join(roles):18} skills: {', '.join(skills) or '-'}"
+            for email, _, roles, skills in DEMO_USERS
+        ]
     lines.append("  The bot needs about a minute to load the first time (health shows rasa: ok).")
     return "\n".join(lines) + "\n"
 
@@ -66,6 +71,7 @@ def serve(args: argparse.Namespace) -> None:
     settings = Settings.from_env()
     starters: list[Starter] = []
     if args.demo:
+
         async def seed(ctx: AppContext) -> None:
             from hub.demo import seed_demo
 
@@ -79,8 +85,13 @@ def serve(args: argparse.Namespace) -> None:
     app = create_app(settings, starters)
     sys.stdout.write(banner(settings, args.demo))
     sys.stdout.flush()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                ws_max_size=max(settings.max_ws_frame_bytes * 4, 65536))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        ws_max_size=max(settings.max_ws_frame_bytes * 4, 65536),
+    )
 
 
 def run_admin(action: Callable[[AppContext], Awaitable[Any]]) -> Any:
@@ -98,8 +109,16 @@ def user_create(args: argparse.Namespace) -> None:
         tenant = await get_tenant_by_slug(ctx, args.tenant)
         if tenant is None:
             raise TenancyError(f"no tenant {args.tenant!r} (create it with: hub tenant create)")
-        user = await create_user(ctx, tenant["_id"], args.email, args.name or args.email, password,
-                                 args.role, args.skill, update=args.update)
+        user = await create_user(
+            ctx,
+            tenant["_id"],
+            args.email,
+            args.name or args.email,
+            password,
+            args.role,
+            args.skill,
+            update=args.update,
+        )
         print(f"user {user['email']} ({', '.join(user['roles'])}) in tenant {tenant['slug']}")
 
     run_admin(action)
@@ -145,7 +164,9 @@ def parser() -> argparse.ArgumentParser:
     uc.add_argument("--email", required=True)
     uc.add_argument("--name")
     uc.add_argument("--password", help="prefer HUB_USER_PASSWORD: arguments show in process lists")
-    uc.add_argument("--role", action="append", required=True, choices=["admin", "supervisor", "agent", "editor"])
+    uc.add_argument(
+        "--role", action="append", required=True, choices=["admin", "supervisor", "agent", "editor"]
+    )
     uc.add_argument("--skill", action="append", default=[])
     uc.add_argument("--update", action="store_true", help="update the user if it exists")
     uc.set_defaults(func=user_create)
@@ -157,7 +178,9 @@ def parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed").set_defaults(func=demo_seed)
     rasa = sub.add_parser("rasa", help="the Rasa bot").add_subparsers(dest="rasa_command", required=True)
-    rasa.add_parser("train", help="train the model if its training data changed").set_defaults(func=rasa_train)
+    rasa.add_parser("train", help="train the model if its training data changed").set_defaults(
+        func=rasa_train
+    )
     return p
 
 

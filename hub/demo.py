@@ -39,8 +39,8 @@ ARTICLES = [
     (
         "Setting up your router",
         "Connect the grey DSL cable to the wall socket and the router, plug in the power, and "
-        "wait until the light turns solid white (about 10 minutes). The Wi-Fi name and password are on the router's "
-        "back label.",
+        "wait until the light turns solid white (about 10 minutes). The Wi-Fi name and password are on "
+        "the router's back label.",
         ["router", "wifi", "broadband", "setup"],
     ),
     (

@@ -54,7 +54,7 @@ class EmbeddedDatabase:
 
     async def start(self, timeout: float = 60.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: ASYNC230 - handed to the child; a local file
         self.process = await asyncio.create_subprocess_exec(
             daemon_command(),
             "--host",

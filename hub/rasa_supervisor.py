@@ -32,8 +32,15 @@ async def run_rasa(ctx: AppContext) -> None:
         return
     work_dir = ctx.settings.var_dir / "rasa"
     work_dir.mkdir(parents=True, exist_ok=True)
-    server = RasaServer(RASA_BIN, RASA_PROJECT, model, ctx.settings.rasa_port, action_url(ctx), work_dir,
-                        ctx.settings.var_dir / "rasa.log")
+    server = RasaServer(
+        RASA_BIN,
+        RASA_PROJECT,
+        model,
+        ctx.settings.rasa_port,
+        action_url(ctx),
+        work_dir,
+        ctx.settings.var_dir / "rasa.log",
+    )
     ctx.extra["rasa_server"] = server
     await server.start()
     try:

@@ -81,7 +81,8 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
     stats = await _corpus_stats(ctx, tenant_id, query_terms)
     avg_len = stats["avg_len"] or 1.0
     idf = {
-        term: math.log(1 + (total - stats["df"][term] + 0.5) / (stats["df"][term] + 0.5)) for term in query_terms
+        term: math.log(1 + (total - stats["df"][term] + 0.5) / (stats["df"][term] + 0.5))
+        for term in query_terms
     }
     query_weight = sum(idf.values())
     hits: list[Hit] = []

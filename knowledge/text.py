@@ -13,7 +13,8 @@ _WORD = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]+")
 STOP_WORDS = frozenset(
     "a an and are as at be but by can do does for from how i if in is it its me my of on or our so "
     "that the their there this to us was we what when where which who why will with you your "
-    "use get want need please like know tell hi hello am been just also some any all about into would could should".split()
+    "use get want need please like know tell hi hello am been just also some any all about into would "
+    "could should".split()
 )
 
 

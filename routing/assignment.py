@@ -22,6 +22,7 @@ from routing.presence import release_slot, reserve_slot, set_status
 
 log = logging.getLogger(__name__)
 
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 

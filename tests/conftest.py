@@ -66,11 +66,13 @@ async def rasa(tmp_path_factory: pytest.TempPathFactory, bot_hub_port: int) -> A
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase, rasa: RasaServer,
-        bot_hub_port: int) -> Iterator[HubProcess]:
+def hub(
+    tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase, rasa: RasaServer, bot_hub_port: int
+) -> Iterator[HubProcess]:
     """A hub process with the real Rasa bot."""
-    process = HubProcess(tmp_path_factory.mktemp("hub"), mongo.uri, rasa.url, port=bot_hub_port,
-                         env={"HUB_DB_NAME": "hub_bot"})
+    process = HubProcess(
+        tmp_path_factory.mktemp("hub"), mongo.uri, rasa.url, port=bot_hub_port, env={"HUB_DB_NAME": "hub_bot"}
+    )
     process.start()
     yield process
     process.stop()
@@ -79,8 +81,12 @@ def hub(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase, rasa:
 @pytest.fixture(scope="session")
 def hub_nobot(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase) -> Iterator[HubProcess]:
     """A hub whose Rasa is down (closed port): every chat is handed to agents."""
-    process = HubProcess(tmp_path_factory.mktemp("hub_nobot"), mongo.uri, f"http://127.0.0.1:{free_port()}",
-                         env={"HUB_DB_NAME": "hub_nobot"})
+    process = HubProcess(
+        tmp_path_factory.mktemp("hub_nobot"),
+        mongo.uri,
+        f"http://127.0.0.1:{free_port()}",
+        env={"HUB_DB_NAME": "hub_nobot"},
+    )
     process.start()
     yield process
     process.stop()
@@ -89,17 +95,30 @@ def hub_nobot(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase)
 TenantFactory = Callable[..., Awaitable[dict[str, Any]]]
 
 
-async def make_tenant(mongo_uri: str, db_name: str, agents: dict[str, list[str]] | None = None,
-                      roles: dict[str, list[str]] | None = None) -> dict[str, Any]:
+async def make_tenant(
+    mongo_uri: str,
+    db_name: str,
+    agents: dict[str, list[str]] | None = None,
+    roles: dict[str, list[str]] | None = None,
+) -> dict[str, Any]:
     """A fresh tenant (unique slug) with agents `{"ann": ["billing"], ...}` (emails ann@t.test)."""
     context = context_for(mongo_uri, db_name)
     try:
         slug = f"t-{new_id()[:10]}"
         tenant = await create_tenant(context, slug, f"Tenant {slug}")
         users = {}
-        for name, skills in (agents or {"ann": ["billing", "general"], "ben": ["technical", "general"]}).items():
-            users[name] = await create_user(context, tenant["_id"], f"{name}@t.test", name.title(), AGENT_PASSWORD,
-                                            (roles or {}).get(name, ["agent"]), skills)
+        for name, skills in (
+            agents or {"ann": ["billing", "general"], "ben": ["technical", "general"]}
+        ).items():
+            users[name] = await create_user(
+                context,
+                tenant["_id"],
+                f"{name}@t.test",
+                name.title(),
+                AGENT_PASSWORD,
+                (roles or {}).get(name, ["agent"]),
+                skills,
+            )
         return {"slug": slug, "tenant": tenant, "users": users}
     finally:
         await context.db.close()

@@ -21,11 +21,23 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-" + "x" * 40
 
 
+def close_code(exc: websockets.ConnectionClosed) -> int | None:
+    """The close code the server sent (None if it sent no close frame)."""
+    return exc.rcvd.code if exc.rcvd is not None else None
+
+
 class HubProcess:
     """`hub serve` in a subprocess, on its own port, against a given database and Rasa."""
 
-    def __init__(self, var_dir: Path, mongodb_uri: str, rasa_url: str, port: int | None = None,
-                 env: dict[str, str] | None = None, with_rasa: bool = False) -> None:
+    def __init__(
+        self,
+        var_dir: Path,
+        mongodb_uri: str,
+        rasa_url: str,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        with_rasa: bool = False,
+    ) -> None:
         self.var_dir = var_dir
         self.with_rasa = with_rasa
         self.port = port or free_port()
@@ -52,11 +64,22 @@ class HubProcess:
 
     def start(self, timeout: float = 60) -> None:
         self.var_dir.mkdir(parents=True, exist_ok=True)
-        log = open(self.var_dir / f"hub-{self.port}.log", "ab")  # noqa: SIM115
+        log = open(self.var_dir / f"hub-{self.port}.log", "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hub.cli", "serve", "--log-level", "warning",
-             *([] if self.with_rasa else ["--no-rasa"])],
-            cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "hub.cli",
+                "serve",
+                "--log-level",
+                "warning",
+                *([] if self.with_rasa else ["--no-rasa"]),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -96,8 +119,14 @@ class Widget:
 
     async def connect(self) -> dict[str, Any]:
         self.ws = await websockets.connect(self.url, max_size=2**22)
-        await self.send({"type": "hello", "visitor_token": self.token, "contact_id": self.contact_id,
-                         "last_seq": self.last_seq})
+        await self.send(
+            {
+                "type": "hello",
+                "visitor_token": self.token,
+                "contact_id": self.contact_id,
+                "last_seq": self.last_seq,
+            }
+        )
         welcome = await self.expect("welcome")
         self.token = welcome["visitor_token"]
         self.contact_id = welcome["contact_id"] or self.contact_id
@@ -156,11 +185,15 @@ class Widget:
                     return self.messages[seq]
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
-                raise TimeoutError(f"no {author} message after {after_seq}; have {list(self.messages.values())[-4:]}")
+                raise TimeoutError(
+                    f"no {author} message after {after_seq}; have {list(self.messages.values())[-4:]}"
+                )
             await self.recv(remaining)
 
     def texts(self, author: str | None = None) -> list[str]:
-        return [m["text"] for _, m in sorted(self.messages.items()) if author is None or m["author"] == author]
+        return [
+            m["text"] for _, m in sorted(self.messages.items()) if author is None or m["author"] == author
+        ]
 
 
 class Agent:
@@ -174,8 +207,9 @@ class Agent:
         self.http = httpx.AsyncClient(base_url=base_url, timeout=20)
 
     async def login(self) -> None:
-        response = await self.http.post("/api/auth/login", json={"tenant": self.tenant, "email": self.email,
-                                                                  "password": self.password})
+        response = await self.http.post(
+            "/api/auth/login", json={"tenant": self.tenant, "email": self.email, "password": self.password}
+        )
         response.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {response.json()['token']}"
 

@@ -18,18 +18,37 @@ pytestmark = pytest.mark.rasa
 async def _seed(mongo: EmbeddedDatabase, hub: HubProcess, tenant: dict[str, Any]) -> None:
     ctx: AppContext = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
     tid = tenant["tenant"]["_id"]
-    await upsert_article(ctx, tid, "Setting up your router", "Plug in the router and wait until the light turns "
-                         "solid white. The Wi-Fi password is on the back label.", ["router", "wifi"])
-    await upsert_article(ctx, tid, "Mobile roaming", "Roaming in the EU is included in every plan.", ["roaming"])
-    await ctx.db.customers.insert_one({
-        "_id": f"cust-{tid}", "tenant_id": tid, "name": "Maria Garcia", "emails": ["maria@example.com"],
-        "phones": ["+14155550101"], "account_number": "NW-100231", "segment": "residential", "tags": [],
-        "balance": 84.2, "due_date": "2026-12-05",
-    })
+    await upsert_article(
+        ctx,
+        tid,
+        "Setting up your router",
+        "Plug in the router and wait until the light turns "
+        "solid white. The Wi-Fi password is on the back label.",
+        ["router", "wifi"],
+    )
+    await upsert_article(
+        ctx, tid, "Mobile roaming", "Roaming in the EU is included in every plan.", ["roaming"]
+    )
+    await ctx.db.customers.insert_one(
+        {
+            "_id": f"cust-{tid}",
+            "tenant_id": tid,
+            "name": "Maria Garcia",
+            "emails": ["maria@example.com"],
+            "phones": ["+14155550101"],
+            "account_number": "NW-100231",
+            "segment": "residential",
+            "tags": [],
+            "balance": 84.2,
+            "due_date": "2026-12-05",
+        }
+    )
     await ctx.db.close()
 
 
-async def test_bot_answers_faq_from_the_knowledge_base(hub: HubProcess, mongo: EmbeddedDatabase, tenant_in) -> None:
+async def test_bot_answers_faq_from_the_knowledge_base(
+    hub: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
     t = await tenant_in(hub)
     await _seed(mongo, hub, t)
     widget = Widget(hub.ws_url, t["slug"])
@@ -43,8 +62,9 @@ async def test_bot_answers_faq_from_the_knowledge_base(hub: HubProcess, mongo: E
     await widget.close()
 
 
-async def test_balance_after_identification_then_handoff_to_billing(hub: HubProcess, mongo: EmbeddedDatabase,
-                                                                    tenant_in) -> None:
+async def test_balance_after_identification_then_handoff_to_billing(
+    hub: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
     t = await tenant_in(hub)
     await _seed(mongo, hub, t)
     widget = Widget(hub.ws_url, t["slug"])
@@ -78,14 +98,19 @@ async def test_balance_after_identification_then_handoff_to_billing(hub: HubProc
     assert (await widget.reply_from("agent", human["seq"]))["text"] == "Hi Maria, Ann here."
     question = await widget.say("Can I pay next week?")
     pop = (await ann.http.get(f"/api/contacts/{human['contact_id']}")).json()
-    assert pop["messages"][-1]["text"] == "Can I pay next week?" and pop["messages"][-1]["seq"] == question["seq"]
+    assert (
+        pop["messages"][-1]["text"] == "Can I pay next week?"
+        and pop["messages"][-1]["seq"] == question["seq"]
+    )
     # no bot reply while an agent holds the conversation
     assert not [m for m in widget.messages.values() if m["author"] == "bot" and m["seq"] > question["seq"]]
     # wrap-up closes it and puts it in the customer's history
     bad = await ann.http.post(f"/api/contacts/{human['contact_id']}/wrapup", json={"disposition": "nope"})
     assert bad.status_code == 422
-    done = await ann.http.post(f"/api/contacts/{human['contact_id']}/wrapup",
-                               json={"disposition": "resolved", "note": "extension granted"})
+    done = await ann.http.post(
+        f"/api/contacts/{human['contact_id']}/wrapup",
+        json={"disposition": "resolved", "note": "extension granted"},
+    )
     assert done.status_code == 200 and done.json()["status"] == "closed"
     await widget.wait_status("closed")
     history = (await ann.http.get(f"/api/customers/{pop['customer']['id']}")).json()["history"]
@@ -123,8 +148,9 @@ async def test_two_fallbacks_in_a_row_hand_off(hub: HubProcess, tenant_in) -> No
     await widget.close()
 
 
-async def test_outage_report_opens_a_ticket_and_routes_to_technical(hub: HubProcess, mongo: EmbeddedDatabase,
-                                                                    tenant_in) -> None:
+async def test_outage_report_opens_a_ticket_and_routes_to_technical(
+    hub: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
     t = await tenant_in(hub)
     widget = Widget(hub.ws_url, t["slug"])
     await widget.connect()

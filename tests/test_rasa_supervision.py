@@ -28,8 +28,13 @@ async def rasa_health(hub: HubProcess, want: str, timeout: float) -> None:
 
 async def test_hub_serve_supervises_rasa(tmp_path: Path, mongo: EmbeddedDatabase, tenant_in) -> None:
     port = free_port()
-    hub = HubProcess(tmp_path / "hub", mongo.uri, f"http://127.0.0.1:{port}", with_rasa=True,
-                     env={"RASA_PORT": str(port), "RASA_AUTOSTART": "true", "HUB_DB_NAME": "hub_supervised"})
+    hub = HubProcess(
+        tmp_path / "hub",
+        mongo.uri,
+        f"http://127.0.0.1:{port}",
+        with_rasa=True,
+        env={"RASA_PORT": str(port), "RASA_AUTOSTART": "true", "HUB_DB_NAME": "hub_supervised"},
+    )
     hub.start()
     try:
         await rasa_health(hub, "ok", 180)

@@ -13,11 +13,12 @@ import jwt
 import pytest
 import websockets
 
-from tests.support import TEST_SECRET, Agent, HubProcess, Widget
+from tests.support import TEST_SECRET, Agent, HubProcess, Widget, close_code
 
 
-async def test_message_is_acked_with_id_and_seq_and_resend_is_idempotent(hub_nobot: HubProcess,
-                                                                         tenant_in) -> None:
+async def test_message_is_acked_with_id_and_seq_and_resend_is_idempotent(
+    hub_nobot: HubProcess, tenant_in
+) -> None:
     t = await tenant_in(hub_nobot)
     widget = Widget(hub_nobot.ws_url, t["slug"])
     welcome = await widget.connect()
@@ -69,7 +70,7 @@ async def test_reconnect_replays_what_was_missed(hub_nobot: HubProcess, tenant_i
     await agent.available()
     await agent.wait_offer(ack["contact_id"])
     assert (await agent.http.post(f"/api/contacts/{ack['contact_id']}/accept")).status_code == 200
-    sent = (await agent.http.post(f"/api/contacts/{ack['contact_id']}/messages", json={"text": "Hi, Ann here"}))
+    sent = await agent.http.post(f"/api/contacts/{ack['contact_id']}/messages", json={"text": "Hi, Ann here"})
     assert sent.status_code == 200
     await agent.close()
     welcome = await widget.connect()
@@ -90,11 +91,12 @@ async def test_first_frame_must_be_hello(hub_nobot: HubProcess, tenant_in) -> No
         assert error["type"] == "error" and error["code"] == "bad_frame"
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
-        assert closed.value.rcvd.code == 4400
+        assert close_code(closed.value) == 4400
 
 
-async def test_malformed_frames_get_clear_errors_and_the_session_survives(hub_nobot: HubProcess,
-                                                                          tenant_in) -> None:
+async def test_malformed_frames_get_clear_errors_and_the_session_survives(
+    hub_nobot: HubProcess, tenant_in
+) -> None:
     t = await tenant_in(hub_nobot)
     widget = Widget(hub_nobot.ws_url, t["slug"])
     await widget.connect()
@@ -123,7 +125,7 @@ async def test_oversized_frame_closes_with_1009(hub_nobot: HubProcess, tenant_in
     with pytest.raises(websockets.ConnectionClosed) as closed:
         while True:
             await widget.recv()
-    assert closed.value.rcvd.code == 1009
+    assert close_code(closed.value) == 1009
 
 
 async def test_unknown_tenant_is_refused_with_4404(hub_nobot: HubProcess) -> None:
@@ -132,7 +134,7 @@ async def test_unknown_tenant_is_refused_with_4404(hub_nobot: HubProcess) -> Non
         assert error == {"type": "error", "code": "unknown_tenant", "message": "unknown tenant"}
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await ws.recv()
-        assert closed.value.rcvd.code == 4404
+        assert close_code(closed.value) == 4404
 
 
 async def test_expired_or_foreign_visitor_token_cannot_reattach(hub_nobot: HubProcess, tenant_in) -> None:
@@ -142,7 +144,7 @@ async def test_expired_or_foreign_visitor_token_cannot_reattach(hub_nobot: HubPr
     await widget.connect()
     ack = await widget.say("private conversation")
     await widget.close()
-    claims = jwt.decode(widget.token, TEST_SECRET, algorithms=["HS256"])
+    claims = jwt.decode(widget.token or "", TEST_SECRET, algorithms=["HS256"])
     # expired token: clear error, a new identity, and the old conversation is not shown
     expired = jwt.encode({**claims, "exp": int(time.time()) - 10}, TEST_SECRET, algorithm="HS256")
     thief = Widget(hub_nobot.ws_url, t["slug"])
@@ -159,8 +161,9 @@ async def test_expired_or_foreign_visitor_token_cannot_reattach(hub_nobot: HubPr
 
 async def _connect_expect_error(widget: Widget, code: str) -> dict:
     widget.ws = await websockets.connect(widget.url)
-    await widget.send({"type": "hello", "visitor_token": widget.token, "contact_id": widget.contact_id,
-                       "last_seq": 0})
+    await widget.send(
+        {"type": "hello", "visitor_token": widget.token, "contact_id": widget.contact_id, "last_seq": 0}
+    )
     error = await widget.expect("error")
     assert error["code"] == code
     welcome = await widget.expect("welcome")
@@ -173,7 +176,9 @@ async def test_identify_links_the_chat_to_a_customer_profile(hub_nobot: HubProce
     widget = Widget(hub_nobot.ws_url, t["slug"])
     await widget.connect()
     ack = await widget.say("hello")
-    await widget.send({"type": "identify", "email": " Pat@Example.COM ", "phone": "(415) 555-0199", "name": "Pat"})
+    await widget.send(
+        {"type": "identify", "email": " Pat@Example.COM ", "phone": "(415) 555-0199", "name": "Pat"}
+    )
     identified = await widget.expect("identified")
     assert identified["customer"] == {"name": "Pat", "email": "pat@example.com", "phone": "+14155550199"}
     agent = Agent(hub_nobot.url, t["slug"], "ann@t.test")
