@@ -267,7 +267,7 @@
     if (!contactId || contactId === store.contact_id) return;
     // seq numbers are per contact: a new conversation starts again from 0.
     store.contact_id = contactId;
-    store.last_seq = 0;
+    store.last_seq = 0; seqsAhead = {};
     save();
     // A new conversation after a closed one starts with the assistant (a status frame may refine it).
     if (convStatus === "closed" || convStatus === "wrapup") applyConversationStatus("bot", null);
@@ -334,6 +334,8 @@
     return store.outbox.length !== before;
   }
 
+  var seqsAhead = {};  // seqs received above last_seq, waiting for the gap to fill
+
   function markStored(node, m) {
     node.classList.remove("hub-chat-pending");
     node.classList.remove("hub-chat-failed");
@@ -346,7 +348,13 @@
     if (typeof f.text !== "string" || !f.id) return;
     adoptContact(f.contact_id);
     if (f.contact_id === store.contact_id && Number.isInteger(f.seq) && f.seq > store.last_seq) {
-      store.last_seq = f.seq;
+      // last_seq only advances over a contiguous run: two writers may deliver seq N+2
+      // before N+1, and a reconnect must still ask for N+1.
+      seqsAhead[f.seq] = true;
+      while (seqsAhead[store.last_seq + 1]) {
+        delete seqsAhead[store.last_seq + 1];
+        store.last_seq += 1;
+      }
     }
     if (byId[f.id]) { save(); return; }                      // already shown
     var pendingNode = f.client_id ? byClientId[f.client_id] : null;
@@ -489,7 +497,7 @@
         // The hub no longer accepts our token: start over as a new visitor (the outbox is kept).
         store.visitor_token = null;
         store.contact_id = null;
-        store.last_seq = 0;
+        store.last_seq = 0; seqsAhead = {};
         save();
       }
       if (ev.code === 1009 && head && head.kind === "message") {
