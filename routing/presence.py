@@ -49,13 +49,13 @@ async def set_status(ctx: AppContext, agent_id: str, status: str) -> Doc | None:
         {"_id": agent_id}, {"$set": changes}, return_document=ReturnDocument.AFTER
     )
     if agent is not None:
-        ctx.bus.publish(f"user:{agent_id}", {"type": "presence", **public_presence(agent)})
+        publish_presence(ctx, agent)
     return agent
 
 
 async def reserve_slot(ctx: AppContext, tenant_id: str, skill: str, exclude: list[str]) -> Doc | None:
     """Take one slot of the longest-idle available agent with the skill, or None."""
-    return await ctx.db.agents.find_one_and_update(
+    agent = await ctx.db.agents.find_one_and_update(
         {
             "tenant_id": tenant_id,
             "status": "available",
@@ -67,6 +67,9 @@ async def reserve_slot(ctx: AppContext, tenant_id: str, skill: str, exclude: lis
         sort=[("idle_since", 1)],
         return_document=ReturnDocument.AFTER,
     )
+    if agent is not None:
+        publish_presence(ctx, agent)
+    return agent
 
 
 async def release_slot(ctx: AppContext, agent_id: str) -> None:
@@ -78,6 +81,13 @@ async def release_slot(ctx: AppContext, agent_id: str) -> None:
     )
     if agent is not None and agent["free_slots"] > agent["capacity"]:
         await ctx.db.agents.update_one({"_id": agent_id}, {"$set": {"free_slots": agent["capacity"]}})
+        agent["free_slots"] = agent["capacity"]
+    if agent is not None:
+        publish_presence(ctx, agent)
+
+
+def publish_presence(ctx: AppContext, agent: Doc) -> None:
+    ctx.bus.publish(f"user:{agent['_id']}", {"type": "presence", **public_presence(agent)})
 
 
 def public_presence(agent: Doc) -> dict[str, Any]:
