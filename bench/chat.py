@@ -64,6 +64,7 @@ HANDOFF_TEXTS = {HANDOFF_TEXT, FALLBACK_TEXT, UNAVAILABLE_TEXT}
 DB_NAME = "bench"
 BOT_CLIENT_ID = re.compile(r"^bot:([0-9a-f]{32}):")
 VERIFY_CONCURRENCY = 20
+CLOSE_UNKNOWN_TENANT = 4404
 
 # Process groups this run started; killed at exit if anything survived the normal stop.
 _STARTED_PGIDS: list[int] = []
@@ -245,6 +246,8 @@ class ChatClient:
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
                 self.errors.append(f"{type(exc).__name__}: {exc}")
                 await self.close()
+                if isinstance(exc, ConnectionClosed) and exc.rcvd and exc.rcvd.code == CLOSE_UNKNOWN_TENANT:
+                    self.reconnects = self.max_reconnects  # the widget gives up on 4404 too
                 if self.reconnects >= self.max_reconnects:
                     break
         return sent
@@ -469,6 +472,8 @@ async def run_sessions(
         except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError) as exc:
             client.errors.append(f"connect: {type(exc).__name__}: {exc}")
             await client.close()
+            if isinstance(exc, ConnectionClosed) and exc.rcvd and exc.rcvd.code == CLOSE_UNKNOWN_TENANT:
+                return
         for text in texts_for(index, messages):
             await client.say(text)
         await client.close()
@@ -711,6 +716,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"setup took {setup_s:.1f} s; warming up (1 session, {len(TEXTS)} messages)")
         warm = await run_sessions(target, 1, len(TEXTS), args.timeout, label="warm")
         warm_replies = [s.reply_text for s in warm.clients[0].sent]
+        if not any(warm_replies):
+            raise RuntimeError(f"warm-up session got no bot reply: {warm.clients[0].errors[:3]}")
         if any(r is None or r in HANDOFF_TEXTS for r in warm_replies):
             log(f"warning: warm-up replies {warm_replies!r}")
         if target.rasa_url:
@@ -939,6 +946,9 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, asyncio.CancelledError):
         log("interrupted")
         sys.exit(130)
+    except RuntimeError as exc:
+        log(f"error: {exc}")
+        sys.exit(1)
     finally:
         kill_leftovers()
     report(result)

@@ -28,7 +28,9 @@ async def open_contact(
     *,
     visitor_id: str | None = None,
     customer_id: str | None = None,
+    extra: Doc | None = None,
 ) -> Doc:
+    """A new contact with the bot; `extra` holds channel data (e.g. a call's sid and numbers)."""
     now = utcnow()
     contact: Doc = {
         "_id": new_id(),
@@ -52,6 +54,7 @@ async def open_contact(
         "disposition": None,
         "note": None,
         "fallbacks": 0,
+        **(extra or {}),
     }
     await ctx.db.contacts.insert_one(contact)
     return contact
