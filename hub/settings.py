@@ -54,6 +54,8 @@ class Settings:
     rasa_timeout_s: float = 10.0
     bot_retry_s: float = 5.0
     secure_cookies: bool = False
+    twilio_auth_token: str | None = field(default=None, repr=False)
+    models_dir: Path = Path("var/models")
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -85,4 +87,6 @@ class Settings:
             rasa_timeout_s=float(e.get("RASA_TIMEOUT_S", "10")),
             bot_retry_s=float(e.get("HUB_BOT_RETRY_S", "5")),
             secure_cookies=_flag(e.get("HUB_SECURE_COOKIES"), default=False),
+            twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
+            models_dir=Path(e.get("HUB_MODELS_DIR") or var_dir / "models").resolve(),
         )

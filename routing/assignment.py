@@ -173,6 +173,27 @@ class Router:
         await self.assign_waiting(tenant_id)
         return contact
 
+    async def abandon(self, contact_id: str, reason: str) -> Doc | None:
+        """The customer left before an agent took the contact: close it, free any offer."""
+        now = utcnow()
+        contact = await get_contact(self.ctx, contact_id)
+        if contact is None or contact["status"] not in ("bot", "queued", "offered"):
+            return contact
+        closed = await update_contact(
+            self.ctx,
+            contact_id,
+            {"status": "closed", "closed_at": now, "disposition": "abandoned", "note": reason, "offer": None},
+            expect={"status": contact["status"], "updated_at": contact["updated_at"]},
+        )
+        if closed is None:  # it moved on meanwhile (e.g. accepted): look again
+            return await self.abandon(contact_id, reason)
+        offer = contact.get("offer")
+        if contact["status"] == "offered" and offer:
+            await release_slot(self.ctx, offer["agent_id"])
+            revoked = {"type": "offer_revoked", "contact_id": contact_id}
+            self.ctx.bus.publish(f"user:{offer['agent_id']}", revoked)
+        return closed
+
     async def set_presence(self, agent_id: str, status: str) -> Doc | None:
         agent = await set_status(self.ctx, agent_id, status)
         if agent is not None and status == "available":

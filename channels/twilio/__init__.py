@@ -1,0 +1,1 @@
+"""Twilio channels: programmable voice (webhooks and Media Streams)."""
