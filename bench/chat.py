@@ -518,14 +518,17 @@ async def rasa_baseline(
     return [v for lat, _ in results for v in lat], sum(f for _, f in results), elapsed
 
 
-async def rasa_senders(target: Target, count: int) -> list[str]:
-    """Sender ids for direct Rasa calls: real contacts when we own the database.
+async def rasa_senders(target: Target, count: int, known: Sequence[str] = ()) -> list[str]:
+    """Sender ids for direct Rasa calls, which must be contacts of the hub.
 
-    Rasa's custom actions (the FAQ answer) look the sender up as a contact in the hub,
-    so with database access each sender is a fresh contact of the tenant.
+    Rasa's custom actions (the FAQ answer) look the sender up as a contact in the hub.
+    With database access each sender is a fresh contact of the tenant; without it the
+    contacts the widget sessions made (`known`) carry on their conversations.
     """
     if target.ctx is None:
-        return [f"bench-{uuid.uuid4().hex}" for _ in range(count)]
+        if not known:
+            return [f"bench-{uuid.uuid4().hex}" for _ in range(count)]
+        return [known[i % len(known)] for i in range(count)]
     tenant = await target.ctx.db.tenants.find_one({"slug": target.tenant})
     assert tenant is not None, f"no tenant {target.tenant}"
     return [
@@ -575,10 +578,12 @@ class Verdict:
 
     @property
     def lost(self) -> int:
+        """Messages with no ack, no reply in time, or missing from the transcript."""
         return len(self.no_ack | self.no_reply | self.missing_stored)
 
     @property
     def duplicated(self) -> int:
+        """Visitor messages or seqs stored twice, plus bot replies received twice."""
         return len(self.dup_stored) + len(self.dup_seq) + self.dup_bot_received
 
 
@@ -720,16 +725,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"warm-up session got no bot reply: {warm.clients[0].errors[:3]}")
         if any(r is None or r in HANDOFF_TEXTS for r in warm_replies):
             log(f"warning: warm-up replies {warm_replies!r}")
+        warm_contacts = [c.contact_id for c in warm.clients if c.contact_id]
         if target.rasa_url:
-            await rasa_baseline(target.rasa_url, await rasa_senders(target, 1), len(TEXTS), False)
-        rasa_seq: list[float] = []
-        rasa_seq_fail = 0
-        if target.rasa_url:
+            senders = await rasa_senders(target, 1, warm_contacts)
+            await rasa_baseline(target.rasa_url, senders, len(TEXTS), False)
+
+        async def sequential_baseline(known: list[str]) -> tuple[list[float], int]:
+            if not target.rasa_url:
+                return [], 0
             conversations = max(1, math.ceil(args.baseline_calls / args.messages))
             log(f"direct Rasa, sequential: {conversations} conversations x {args.messages} messages")
-            rasa_seq, rasa_seq_fail, _ = await rasa_baseline(
-                target.rasa_url, await rasa_senders(target, conversations), args.messages, False
-            )
+            senders = await rasa_senders(target, conversations, known)
+            latencies, failures, _ = await rasa_baseline(target.rasa_url, senders, args.messages, False)
+            return latencies, failures
+
+        if target.ctx is not None:  # before the load, on fresh contacts
+            rasa_seq, rasa_seq_fail = await sequential_baseline([])
         db_lat = await db_baseline(target.ctx, 200) if target.ctx else []
         log(f"load: {args.sessions} sessions x {args.messages} messages")
         cpu_before = stack.cpu_seconds() if stack else {}
@@ -739,13 +750,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cpu_after = stack.cpu_seconds() if stack else {}
         log(f"load took {load.elapsed_s:.1f} s; verifying transcripts")
         verdict = await verify(target, load.clients, args.timeout)
+        load_contacts = [c.contact_id for c in load.clients if c.contact_id]
+        if target.ctx is None:  # after the load, carrying on the sessions' conversations
+            rasa_seq, rasa_seq_fail = await sequential_baseline(load_contacts)
         rasa_conc: list[float] = []
         rasa_conc_fail = 0
         rasa_conc_s = 0.0
         if target.rasa_url and not args.no_concurrent_baseline:
             log(f"direct Rasa, concurrent: {args.sessions} conversations x {args.messages} messages")
             rasa_conc, rasa_conc_fail, rasa_conc_s = await rasa_baseline(
-                target.rasa_url, await rasa_senders(target, args.sessions), args.messages, True
+                target.rasa_url, await rasa_senders(target, args.sessions, load_contacts), args.messages, True
             )
         result = summarise(
             args, load, verdict, rasa_seq, rasa_seq_fail, rasa_conc, rasa_conc_fail, rasa_conc_s, setup_s

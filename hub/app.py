@@ -17,9 +17,12 @@ from pymongo.errors import PyMongoError
 from bot import actions
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
+from channels.twilio import media as twilio_media
+from channels.twilio import voice as twilio_voice
 from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
 from dashboard import api as dashboard_api
+from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
 from hub.context import AppContext
@@ -110,7 +113,17 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         ctx: AppContext = request.app.state.ctx
         return await health(ctx)
 
-    for module in (actions, webchat_assets, webchat_socket, dashboard_api, dashboard_live, dashboard_pages):
+    for module in (
+        actions,
+        webchat_assets,
+        webchat_socket,
+        dashboard_api,
+        dashboard_ivr,
+        dashboard_live,
+        dashboard_pages,
+        twilio_voice,
+        twilio_media,
+    ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

