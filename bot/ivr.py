@@ -289,6 +289,8 @@ class Flow(BaseModel):
     tenant_id: str = Field(min_length=1)
     number: str
     name: str = Field(default="", max_length=200)
+    # This flow also answers the tenant's web calls (click-to-call in the chat widget).
+    web: bool = False
     timezone: str = "UTC"
     language: str = Field(default="en", max_length=20)
     asr_model: str | None = None

@@ -30,6 +30,8 @@ from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
 from hub.events import EventBus
 from hub.settings import Settings
+from media.models import ModelsConfig, resolve_asr
+from media.readiness import speech_status
 from routing.assignment import Router
 
 log = logging.getLogger(__name__)
@@ -137,12 +139,33 @@ async def health(ctx: AppContext) -> JSONResponse:
         "ok" if rasa_ok else (getattr(server, "state", None) or ctx.extra.get("rasa_state") or "down")
     )
     embedded: EmbeddedDatabase | None = ctx.extra.get("embedded_db")
+    speech = speech_status(
+        ctx.settings.asr_model, ctx.settings.tts_voice, ModelsConfig(ctx.settings.models_dir)
+    )
     components: dict[str, Any] = {
         "db": "ok" if db_ok else "down",
         "rasa": rasa_state,
         "embedded_db": "external"
         if embedded is None
         else ("running" if embedded.running or db_ok else "down"),
+        "asr": speech["asr"],
+        "tts": speech["tts"],
     }
-    status = "ok" if db_ok and rasa_ok else ("degraded" if db_ok else "down")
-    return JSONResponse({"status": status, "components": components}, status_code=200 if db_ok else 503)
+    body: dict[str, Any] = {
+        "status": "ok" if db_ok and rasa_ok else ("degraded" if db_ok else "down"),
+        "components": components,
+    }
+    if db_ok:
+        body["dtmf_only_numbers"] = await dtmf_only_numbers(ctx)
+    return JSONResponse(body, status_code=200 if db_ok else 503)
+
+
+async def dtmf_only_numbers(ctx: AppContext) -> list[str]:
+    """Numbers whose speech model is not installed here: they run on key presses only."""
+    config = ModelsConfig(ctx.settings.models_dir)
+    numbers = []
+    async for flow in ctx.db.ivr_flows.find({}, {"number": 1, "asr_model": 1}).limit(500):
+        model = flow.get("asr_model") or ctx.settings.asr_model
+        if not model or resolve_asr(model, config) is None:
+            numbers.append(str(flow.get("number")))
+    return numbers

@@ -151,6 +151,13 @@ def rasa_train(args: argparse.Namespace) -> None:
     print(f"model: {model}")
 
 
+def models_command(argv: list[str]) -> int:
+    from media.models import models_cli
+
+    settings = Settings.from_env()
+    return models_cli(["--dir", str(settings.models_dir), *argv])
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hub", description="Contact hub")
     sub = p.add_subparsers(dest="command", required=True)
@@ -178,6 +185,9 @@ def parser() -> argparse.ArgumentParser:
     tc.set_defaults(func=tenant_create)
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed").set_defaults(func=demo_seed)
+    models = sub.add_parser("models", help="speech models: list, pull NAME", add_help=False)
+    models.add_argument("rest", nargs=argparse.REMAINDER)
+    models.set_defaults(func=lambda a: sys.exit(models_command(a.rest)))
     rasa = sub.add_parser("rasa", help="the Rasa bot").add_subparsers(dest="rasa_command", required=True)
     rasa.add_parser("train", help="train the model if its training data changed").set_defaults(
         func=rasa_train

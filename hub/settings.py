@@ -56,6 +56,8 @@ class Settings:
     secure_cookies: bool = False
     twilio_auth_token: str | None = field(default=None, repr=False)
     models_dir: Path = Path("var/models")
+    asr_model: str | None = "vosk-model-small-en-us-0.15"
+    tts_voice: str = "en_US-joe-medium"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -89,4 +91,7 @@ class Settings:
             secure_cookies=_flag(e.get("HUB_SECURE_COOKIES"), default=False),
             twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
             models_dir=Path(e.get("HUB_MODELS_DIR") or var_dir / "models").resolve(),
+            # the default speech models; a tenant or a number's flow may choose others
+            asr_model=e.get("HUB_ASR_MODEL", "vosk-model-small-en-us-0.15") or None,
+            tts_voice=e.get("HUB_TTS_VOICE") or "en_US-joe-medium",
         )

@@ -72,6 +72,7 @@ from hub.events import Event
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer
 from media.hold_music import hold_music_pcm
+from media.timings import timing_observers
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ class CallBrain(FrameProcessor):
         self._watch_task: asyncio.Task[None] | None = None
         self._bot_lock = asyncio.Lock()
         self._recording: bytearray | None = None
+        self._after_recording: list[Action] = []
         self._recording_task: asyncio.Task[None] | None = None
         self._speaking_prompt = False
         self._ended = False
@@ -219,7 +221,7 @@ class CallBrain(FrameProcessor):
 
     # -- actions ------------------------------------------------------------------------------
     async def _run(self, actions: Sequence[Action], *, already_queued: bool = False) -> None:
-        for action in actions:
+        for index, action in enumerate(actions):
             if isinstance(action, Play):
                 await self._play(action.prompt)
             elif isinstance(action, Listen):
@@ -238,7 +240,10 @@ class CallBrain(FrameProcessor):
                 self._stop_hold_music()
                 await self.ctx.require_router().abandon(self.contact_id, "caller_left_queue")
             elif isinstance(action, RecordVoicemail):
+                # the recording lasts until '#', its time limit or a hang-up; then the rest runs
+                self._after_recording = list(actions[index + 1 :])
                 await self._start_voicemail(action.max_seconds)
+                return
             elif isinstance(action, CreateCallback):
                 await self._create_task("callback", None)
             elif isinstance(action, Lookup):
@@ -351,9 +356,10 @@ class CallBrain(FrameProcessor):
         )
         await self._create_task("voicemail", audio_id)
         await update_contact(self.ctx, self.contact_id, {"voicemail_id": audio_id})
+        rest, self._after_recording = self._after_recording, []
         if not self._ended:
-            await self._say("Thank you. Your message has been recorded. Goodbye.")
-            await self._hang_up()
+            await self._say("Thank you. Your message has been recorded.")
+            await self._run(rest)
 
     async def _create_task(self, kind: str, audio_id: str | None) -> None:
         contact = await get_contact(self.ctx, self.contact_id) or {}
@@ -464,6 +470,7 @@ def build_pipeline(
         params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
         idle_timeout_secs=None,
         enable_rtvi=False,
+        observers=timing_observers(brain.contact_id),
     )
 
 
@@ -488,7 +495,12 @@ async def run_call(
 
     flow = validate_flow(flow_doc)
     session = IvrSession(flow, utcnow())
-    model_path = resolve_asr(flow.asr_model, ctx.settings.models_dir) if flow.asr_model else None
+    tenant = await ctx.db.tenants.find_one({"_id": contact["tenant_id"]}, {"voice": 1}) or {}
+    defaults = tenant.get("voice") or {}
+    # the number's flow decides, then the tenant, then the hub's default
+    asr_model = flow.asr_model or defaults.get("asr_model") or ctx.settings.asr_model
+    tts_voice = flow.tts_voice or defaults.get("tts_voice") or ctx.settings.tts_voice
+    model_path = resolve_asr(asr_model, ctx.settings.models_dir) if asr_model else None
     stt = None
     if model_path is not None:
         stt = VoskSTTService(model_path=model_path, sample_rate=sample_rate)
@@ -497,9 +509,9 @@ async def run_call(
             "call %s: no speech model %r on this hub: the flow runs on key presses only "
             "(install one with: hub models pull NAME)",
             contact["_id"],
-            flow.asr_model,
+            asr_model,
         )
-    tts = PiperTTSService(voice=flow.tts_voice or "en_US-joe-medium", sample_rate=sample_rate)
+    tts = PiperTTSService(voice=tts_voice, sample_rate=sample_rate)
     brain = CallBrain(ctx, contact, session, sample_rate=sample_rate, stt=stt)
     worker = build_pipeline(transport, brain, stt, tts, sample_rate=sample_rate)
 

@@ -260,3 +260,129 @@ async def test_keys_and_caller_hanging_up_mid_sentence(
         hub_nobot, "/twilio/status", {"CallSid": call_sid, "CallStatus": "completed", "CallDuration": "7"}
     )
     assert response.status_code == 200
+
+
+async def test_without_a_speech_model_the_number_runs_on_keys(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot)
+    number = "+15557770102"
+    flow = flow_doc(
+        t["tenant"]["_id"], number, _id=f"flow3-{t['slug']}", asr_model="vosk-model-small-en-us-0.15"
+    )
+    await install_flow(mongo, hub_nobot, flow)
+    health = httpx.get(f"{hub_nobot.url}/healthz").json()
+    assert number in health["dtmf_only_numbers"]
+    assert health["components"]["tts"] == "ok"
+    call_sid = "CA" + "7" * 32
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, call_sid, to=number), call_sid)
+    await caller.connect()
+    await caller.wait_audio(4000)
+    await caller.say(espeak_pcm("요금 조회"), pause_s=1.0)  # nobody listens to speech here
+    await caller.press("1")
+
+    async def queued() -> dict[str, Any] | None:
+        contact = await contact_for(mongo, hub_nobot, call_sid)
+        return contact if contact["status"] in ("queued", "offered") else None
+
+    contact = await wait_for(queued)
+    assert contact["ivr_path"] == ["main", "billing"]
+    assert not [text for author, text in contact["messages"] if author == "visitor" and "요금" in text]
+    await caller.hang_up()
+
+
+async def test_closed_hours_take_a_voicemail_that_becomes_a_callback_task(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot)
+    number = "+15557770103"
+    never_open = {
+        "hours": {},
+        "holidays": [],
+        "closed": {
+            "prompt": "We are closed. Please leave a message after the tone.",
+            "action": "voicemail",
+            "max_seconds": 5,
+        },
+    }
+    await install_flow(
+        mongo, hub_nobot, flow_doc(t["tenant"]["_id"], number, _id=f"flow4-{t['slug']}", schedule=never_open)
+    )
+    call_sid = "CA" + "8" * 32
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, call_sid, to=number), call_sid)
+    await caller.connect()
+    await caller.wait_audio(4000)
+    await caller.silence(2.0)
+    message = espeak_pcm("안녕하세요 전화 부탁드립니다")
+    await caller.play(message)
+    await caller.press("#")  # ends the recording
+    await caller.silence(2.0)
+
+    async def recorded() -> dict[str, Any] | None:
+        contact = await contact_for(mongo, hub_nobot, call_sid)
+        return contact if contact.get("voicemail_id") else None
+
+    contact = await wait_for(recorded, timeout=20)
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+        task = await ctx.db.tasks.find_one({"contact_id": contact["_id"]})
+        assert task is not None and task["kind"] == "voicemail" and task["phone"] == "+14155550101"
+        stored = await ctx.db.db["voicemail.files"].find_one({"_id": contact["voicemail_id"]})
+        assert stored is not None and stored["metadata"]["tenant_id"] == t["tenant"]["_id"]
+        assert stored["length"] > len(message)  # the caller's words are in it (16-bit at 8 kHz)
+    finally:
+        await ctx.db.close()
+    await caller.hang_up()
+
+
+async def test_caller_speech_interrupts_the_bot(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot)
+    number = "+15557770104"
+    await install_flow(mongo, hub_nobot, flow_doc(t["tenant"]["_id"], number, _id=f"flow5-{t['slug']}"))
+    call_sid = "CA" + "a" * 32
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, call_sid, to=number), call_sid)
+    await caller.connect()
+    await caller.wait_audio(2000)
+    await caller.press("3")  # a long opening-hours sentence starts ...
+    await caller.silence(1.2)
+    await caller.play(espeak_pcm("상담원 연결"))  # ... and the caller talks over it
+    await caller.silence(1.5)
+    assert caller.clears >= 1  # Twilio was told to drop the audio it had buffered
+    await caller.hang_up()
+
+
+async def test_bot_node_sends_speech_to_rasa_with_the_contact_as_sender(
+    hub: HubProcess, rasa: Any, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub)
+    number = "+15557770105"
+    flow = flow_doc(t["tenant"]["_id"], number, _id=f"flow6-{t['slug']}")
+    flow["start"] = "assistant"
+    flow["nodes"]["assistant"] = {"type": "bot", "prompt": "How can I help?"}
+    flow["nodes"]["main"]["options"][0]["next"] = "assistant"
+    await install_flow(mongo, hub, flow)
+    call_sid = "CA" + "b" * 32
+    caller = TwilioCaller(hub.ws_url, incoming(hub, call_sid, to=number), call_sid)
+    await caller.connect()
+    await caller.wait_audio(2000)
+    await caller.silence(1.0)
+    await caller.say(espeak_pcm("요금 조회"), pause_s=2.5)
+    contact = await contact_for(mongo, hub, call_sid)
+    said = [text for author, text in contact["messages"] if author == "visitor"]
+    assert said, contact["messages"]
+    tracker = httpx.get(f"{rasa.url}/conversations/{contact['_id']}/tracker").json()
+    user_texts = [e.get("text") for e in tracker["events"] if e.get("event") == "user"]
+    assert said[0] in user_texts
+    assert [text for author, text in contact["messages"] if author == "bot"][-1] != "How can I help?"
+    # "0" works inside the bot too
+    await caller.press("0")
+
+    async def queued() -> dict[str, Any] | None:
+        found = await contact_for(mongo, hub, call_sid)
+        return found if found["status"] in ("queued", "offered") else None
+
+    contact = await wait_for(queued)
+    assert contact["reason"] == "caller_pressed_0"
+    await caller.hang_up()

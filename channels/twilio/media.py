@@ -77,7 +77,18 @@ async def media_stream(ws: WebSocket) -> None:
             allowed_origins=[],  # Twilio sends no Origin header
         ),
     )
+    from bot.ivr import FlowError, validate_flow
     from media.call import run_call  # the speech stack loads only when a call arrives
+
+    try:
+        validate_flow(flow)
+    except FlowError as exc:
+        log.error(
+            "call %s: the flow of %s is invalid, hanging up: %s", contact["_id"], flow.get("number"), exc
+        )
+        await ctx.require_router().abandon(contact["_id"], "invalid_flow")
+        await _close(ws, 1011, "this number's flow is misconfigured")
+        return
 
     log.info("call %s: stream %s started", contact["_id"], call["stream_id"])
     await run_call(ctx, transport, contact, flow, sample_rate=PHONE_RATE)
