@@ -21,6 +21,7 @@ from channels.twilio import media as twilio_media
 from channels.twilio import voice as twilio_voice
 from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
+from channels.webrtc import call as webrtc_call
 from dashboard import api as dashboard_api
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
@@ -125,6 +126,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_pages,
         twilio_voice,
         twilio_media,
+        webrtc_call,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -386,3 +386,70 @@ async def test_bot_node_sends_speech_to_rasa_with_the_contact_as_sender(
     contact = await wait_for(queued)
     assert contact["reason"] == "caller_pressed_0"
     await caller.hang_up()
+
+
+async def test_queue_announcements_exit_key_callback_and_rasa_down(
+    tmp_path: Any, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    """A caller waiting hears their position, may leave the queue for a callback; with Rasa
+    down the bot node tells the caller and queues them instead."""
+    hub = HubProcess(
+        tmp_path / "hub",
+        mongo.uri,
+        "http://127.0.0.1:9",
+        env={"HUB_DB_NAME": "hub_voice_q", "HUB_QUEUE_ANNOUNCE_S": "2"},
+    )
+    hub.start()
+    try:
+        t = await tenant_in(hub)
+        number = "+15557770106"
+        flow = flow_doc(t["tenant"]["_id"], number, _id=f"flow7-{t['slug']}")
+        flow["nodes"]["billing"].update(position_announcements=True, exit_keys={"2": "callback"})
+        flow["nodes"]["main"]["options"].append({"key": "4", "next": "assistant"})
+        flow["nodes"]["assistant"] = {"type": "bot", "prompt": "Tell me what you need."}
+        await install_flow(mongo, hub, flow)
+        call_sid = "CA" + "c" * 32
+        caller = TwilioCaller(hub.ws_url, incoming(hub, call_sid, to=number), call_sid)
+        await caller.connect()
+        await caller.wait_audio(2000)
+        await caller.press("1")
+        await caller.silence(6.0)
+        contact = await contact_for(mongo, hub, call_sid)
+        assert ("bot", "You are number 1 in line.") in contact["messages"], contact["messages"]
+        await caller.press("2")
+        await caller.silence(3.0)
+
+        async def left() -> dict[str, Any] | None:
+            found = await contact_for(mongo, hub, call_sid)
+            return found if found["status"] == "closed" else None
+
+        contact = await wait_for(left, timeout=15)
+        ctx = context_for(mongo.uri, "hub_voice_q")
+        task = await ctx.db.tasks.find_one({"contact_id": contact["_id"]})
+        await ctx.db.close()
+        assert task is not None and task["kind"] == "callback" and task["phone"] == "+14155550101"
+        await caller.hang_up()
+        # Rasa is down on this hub: the bot node degrades to a human
+        call_sid = "CA" + "d" * 32
+        caller = TwilioCaller(hub.ws_url, incoming(hub, call_sid, to=number), call_sid)
+        await caller.connect()
+        await caller.wait_audio(2000)
+        await caller.press("4")
+        await caller.silence(1.5)
+        await caller.say(espeak_pcm("요금 조회"), pause_s=3.0)
+
+        async def queued() -> dict[str, Any] | None:
+            found = await contact_for(mongo, hub, call_sid)
+            return found if found["status"] in ("queued", "offered") else None
+
+        contact = await wait_for(queued, timeout=30)
+        assert contact["reason"] == "bot_unavailable"
+        assert any("unavailable" in text for author, text in contact["messages"] if author == "bot")
+        # Twilio's status callback for the caller hanging up closes the queued contact
+        response = signed_post(hub, "/twilio/status", {"CallSid": call_sid, "CallStatus": "completed"})
+        assert response.status_code == 200
+        contact = await contact_for(mongo, hub, call_sid)
+        assert contact["status"] == "closed" and contact["disposition"] == "abandoned"
+        await caller.hang_up()
+    finally:
+        hub.stop()
