@@ -285,7 +285,10 @@ async def place_call(http: httpx.AsyncClient, hub_url: str, number: str, call_si
     response = await http.post(
         url,
         content=urlencode(params),
-        headers={"X-Twilio-Signature": sign(url, params), "Content-Type": "application/x-www-form-urlencoded"},
+        headers={
+            "X-Twilio-Signature": sign(url, params),
+            "Content-Type": "application/x-www-form-urlencoded",
+        },
     )
     match = re.search(r'name="token" value="([^"]+)"', response.text)
     if response.status_code != 200 or match is None:
@@ -387,7 +390,9 @@ def split_turn(turn: Turn, events: list[dict[str, Any]], window_end: float) -> S
         return split
     split.end_of_turn = (vad["t"] - end) * ms
     finals = [
-        e for e in events if e["event"] == "transcript" and e.get("finalized") and vad["t"] <= e["t"] < window_end
+        e
+        for e in events
+        if e["event"] == "transcript" and e.get("finalized") and vad["t"] <= e["t"] < window_end
     ]
     heard = finals[0] if finals else first(events, "transcript", vad["t"], window_end)
     if heard is None:
@@ -467,7 +472,11 @@ def piper_baseline(text: str) -> dict[str, Any]:
         rtfs.append((time.perf_counter() - started) / (len(pcm) / 2 / RATE))
         loud = [loud for _, loud in ulaw_frames(pcm)]
         lead = (loud.index(True) if True in loud else 0) * FRAME_MS
-    return {"first_ms": round(statistics.median(firsts), 1), "rtf": round(statistics.median(rtfs), 3), "lead_in_ms": lead}
+    return {
+        "first_ms": round(statistics.median(firsts), 1),
+        "rtf": round(statistics.median(rtfs), 3),
+        "lead_in_ms": lead,
+    }
 
 
 async def db_baseline(ctx: AppContext, calls: int = 100) -> float | None:
@@ -502,7 +511,9 @@ class LocalStack:
         assert self.db.process is not None
         _STARTED_PGIDS.append(self.db.process.pid)
         log(f"embedded database on port {self.db.port}")
-        self.ctx = AppContext(settings=Settings(secret=self.secret, db_name=DB_NAME), db=Database(self.db.uri, DB_NAME))
+        self.ctx = AppContext(
+            settings=Settings(secret=self.secret, db_name=DB_NAME), db=Database(self.db.uri, DB_NAME)
+        )
         await self.ctx.db.ensure_indexes()
         tenant = await create_tenant(self.ctx, f"voice-{uuid.uuid4().hex[:8]}", "Voice benchmark")
         self.tenant_id = tenant["_id"]
@@ -672,9 +683,13 @@ def summarise_level(
         out[f"{part}_p95_ms"] = rounded(percentile(values, 95))
     turn_stops = [s.turn_stop for s in splits if s.turn_stop is not None]
     out["turn_stop_p50_ms"] = rounded(percentile(turn_stops, 50))
-    out["greeting_p50_ms"] = rounded(percentile([c.greeting_ms for c in calls if c.greeting_ms is not None], 50))
+    out["greeting_p50_ms"] = rounded(
+        percentile([c.greeting_ms for c in calls if c.greeting_ms is not None], 50)
+    )
     heard = [s.text for s in splits if s.text is not None]
-    out["recognised_ok"] = round(sum(1 for t in heard if normalize(t) == expected) / len(heard), 2) if heard else None
+    out["recognised_ok"] = (
+        round(sum(1 for t in heard if normalize(t) == expected) / len(heard), 2) if heard else None
+    )
     out["sample_transcripts"] = sorted({t for t in heard})[:3]
     out["unexpected_replies"] = sum(1 for s in splits if s.reply_text not in (None, ANSWER_PROMPT))
     out["early_transcripts"] = sum(1 for s in splits if s.early_transcript)
@@ -774,11 +789,13 @@ def level_rows(level: dict[str, Any]) -> list[tuple[str, str]]:
         (
             "  vs baseline",
             f"total/floor {fmt(level['total_vs_floor'])} (floor {level['floor_ms']} ms), "
-            f"stt/vosk {fmt(level['transcript_vs_vosk_final'])}, tts/piper {fmt(level['tts_first_vs_piper'])}",
+            f"stt/vosk {fmt(level['transcript_vs_vosk_final'])}, "
+            f"tts/piper {fmt(level['tts_first_vs_piper'])}",
         ),
         (
             "  hub CPU, memory",
-            f"{fmt(level['cpu_s_per_call_min'])} s per call-minute, RSS max {fmt(level['hub_rss_max_mb'])} MB; "
+            f"{fmt(level['cpu_s_per_call_min'])} s per call-minute, "
+            f"RSS max {fmt(level['hub_rss_max_mb'])} MB; "
             f"turn stop {fmt(level['turn_stop_p50_ms'])} ms, greeting {fmt(level['greeting_p50_ms'])} ms",
         ),
         (
@@ -795,11 +812,14 @@ def report(result: dict[str, Any]) -> None:
     rows: list[tuple[str, str]] = [
         (
             "baseline Vosk (same audio)",
-            ", ".join(f"{m}: RTF {v['rtf']}, final {v['final_ms']} ms, {v['text']!r}" for m, v in b["vosk"].items()),
+            ", ".join(
+                f"{m}: RTF {v['rtf']}, final {v['final_ms']} ms, {v['text']!r}" for m, v in b["vosk"].items()
+            ),
         ),
         (
             "baseline Piper (same answer)",
-            f"first audio {b['piper']['first_ms']} ms, RTF {b['piper']['rtf']}, lead-in {b['piper']['lead_in_ms']} ms",
+            f"first audio {b['piper']['first_ms']} ms, RTF {b['piper']['rtf']}, "
+            f"lead-in {b['piper']['lead_in_ms']} ms",
         ),
         ("baseline database", f"one round trip p50 {b['db_p50_ms']} ms"),
     ]
@@ -833,9 +853,13 @@ def report(result: dict[str, Any]) -> None:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.voice_latency", description=__doc__.split("\n\n")[0])
-    p.add_argument("--levels", default="1,5,10,20", help="concurrent calls per run, comma-separated (1,5,10,20)")
+    p.add_argument(
+        "--levels", default="1,5,10,20", help="concurrent calls per run, comma-separated (1,5,10,20)"
+    )
     p.add_argument("--turns", type=int, default=3, help="caller turns per call (3)")
-    p.add_argument("--mode", choices=("grammar", "free", "both"), default="both", help="menu recognition (both)")
+    p.add_argument(
+        "--mode", choices=("grammar", "free", "both"), default="both", help="menu recognition (both)"
+    )
     p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for an answer (15)")
     p.add_argument("--ramp", type=float, default=2.0, help="spread call starts over this many seconds (2)")
     p.add_argument("--seed", type=int, default=1, help="seed for the callers' pauses (1)")

@@ -453,3 +453,58 @@ async def test_queue_announcements_exit_key_callback_and_rasa_down(
         await caller.hang_up()
     finally:
         hub.stop()
+
+
+def tone_wav(hz: float, seconds: float, rate: int = 16000) -> bytes:
+    import io
+    import wave
+
+    import numpy as np
+
+    t = np.arange(int(rate * seconds)) / rate
+    pcm = (np.sin(2 * np.pi * hz * t) * 12000).astype("<i2").tobytes()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(rate)
+        wav.writeframes(pcm)
+    return buffer.getvalue()
+
+
+def dominant_hz(pcm: bytes, rate: int = 8000) -> float:
+    import numpy as np
+
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
+    return float(np.fft.rfftfreq(samples.size, 1 / rate)[int(np.argmax(spectrum[1:])) + 1])
+
+
+async def test_an_uploaded_audio_prompt_is_played_to_the_caller(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"sam": ["general"]}, roles={"sam": ["supervisor"]})
+    sam = Agent(hub_nobot.url, t["slug"], "sam@t.test")
+    await sam.login()
+    upload = await sam.http.post(
+        "/api/ivr/prompts", files={"file": ("welcome.wav", tone_wav(700, 1.5), "audio/wav")}
+    )
+    assert upload.status_code == 201, upload.text
+    audio_id = upload.json()["id"]
+    number = "+15557770107"
+    flow = flow_doc(t["tenant"]["_id"], number)
+    flow.pop("_id")
+    flow.pop("tenant_id")
+    flow["start"] = "jingle"
+    flow["nodes"]["jingle"] = {"type": "say", "prompt": {"audio_id": audio_id}, "next": "main"}
+    created = await sam.http.post("/api/ivr/flows", json=flow)
+    assert created.status_code == 201, created.text
+    call_sid = "CA" + "e" * 32
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, call_sid, to=number), call_sid)
+    await caller.connect()
+    await caller.wait_audio(8000)  # one second of the jingle
+    await caller.silence(0.5)
+    first_second = caller.received_pcm()[: 8000 * 2]
+    assert abs(dominant_hz(first_second) - 700) < 15
+    await caller.hang_up()
+    await sam.close()
