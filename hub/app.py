@@ -26,6 +26,7 @@ from dashboard import api as dashboard_api
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
+from dashboard import tasks_api as dashboard_tasks
 from hub.context import AppContext
 from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_ivr,
         dashboard_live,
         dashboard_pages,
+        dashboard_tasks,
         twilio_voice,
         twilio_media,
         webrtc_call,

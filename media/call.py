@@ -512,8 +512,9 @@ async def run_call(
             asr_model,
         )
     tts = PiperTTSService(voice=tts_voice, sample_rate=sample_rate)
-    brain = CallBrain(ctx, contact, session, sample_rate=sample_rate, stt=stt,
-                      queue_tick_s=ctx.settings.queue_announce_s)
+    brain = CallBrain(
+        ctx, contact, session, sample_rate=sample_rate, stt=stt, queue_tick_s=ctx.settings.queue_announce_s
+    )
     worker = build_pipeline(transport, brain, stt, tts, sample_rate=sample_rate)
 
     @transport.event_handler("on_client_disconnected")

@@ -333,6 +333,23 @@ async def test_closed_hours_take_a_voicemail_that_becomes_a_callback_task(
     finally:
         await ctx.db.close()
     await caller.hang_up()
+    # an agent of the tenant sees the task and hears the message; another tenant does not
+    ann = Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await ann.login()
+    tasks = (await ann.http.get("/api/tasks")).json()
+    mine = next(x for x in tasks if x["contact_id"] == contact["_id"])
+    assert mine["kind"] == "voicemail" and mine["phone"] == "+14155550101"
+    audio = await ann.http.get(mine["voicemail_url"])
+    assert audio.status_code == 200 and audio.content[:4] == b"RIFF"
+    other = await tenant_in(hub_nobot)
+    stranger = Agent(hub_nobot.url, other["slug"], "ann@t.test")
+    await stranger.login()
+    assert (await stranger.http.get(mine["voicemail_url"])).status_code == 404
+    assert (await stranger.http.post(f"/api/tasks/{mine['id']}/done")).status_code == 404
+    assert (await ann.http.post(f"/api/tasks/{mine['id']}/done")).json()["status"] == "done"
+    assert not [x for x in (await ann.http.get("/api/tasks")).json() if x["id"] == mine["id"]]
+    await ann.close()
+    await stranger.close()
 
 
 async def test_caller_speech_interrupts_the_bot(

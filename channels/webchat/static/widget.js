@@ -4,6 +4,10 @@
  *
  * Speaks the protocol of docs/protocol.md over ws(s)://HOST/ws/chat?tenant=<slug>.
  * Plain ES2020, no dependencies. All message text is inserted with textContent.
+ *
+ * Click-to-call ("Call us" in the header): a plain RTCPeerConnection with the microphone,
+ * whose complete offer (ICE gathered) is posted with the chat's visitor token to
+ * HOST/webrtc/offer?tenant=<slug> (channels/webrtc/call.py); the hub's voice bot answers.
  */
 (function () {
   "use strict";
@@ -27,6 +31,10 @@
   var STALE_MS = 65000; // no frame at all for this long: the socket is dead, reconnect
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 10000;
+  var offerUrl = hubUrl.protocol + "//" + hubUrl.host + "/webrtc/offer?tenant=" + encodeURIComponent(tenant);
+  var ICE_GATHER_MS = 3000;       // post the offer with what was gathered by then
+  var TOKEN_WAIT_MS = 10000;      // a call needs the chat's visitor token (from the welcome frame)
+  var CALL_DROP_GRACE_MS = 5000;  // "disconnected" may recover; after this the call has ended
 
   // ---------------------------------------------------------------- storage
   var memoryStore = {};
@@ -110,6 +118,18 @@
     "#hub-chat-identify { grid-column: 1 / span 2; padding: 5px 10px; font-size: 13px; }",
     "#hub-chat-identify-result { grid-column: 1 / span 2; font-size: 12px; color: #3e4c59; min-height: 0; }",
     "#hub-chat-identify-result.hub-chat-error { color: #a50e0e; }",
+    "#hub-chat-call { display: flex; align-items: center; gap: 4px; flex: none; background: rgba(255,255,255,.16); border: 1px solid rgba(255,255,255,.55); color: #fff; border-radius: 14px; padding: 3px 10px; font-size: 12px; cursor: pointer; }",
+    "#hub-chat-call:hover { background: rgba(255,255,255,.3); }",
+    "#hub-chat-call:focus-visible, #hub-chat-hangup:focus-visible { outline: 2px solid #9ec5ff; outline-offset: 1px; }",
+    "#hub-chat-call[disabled] { opacity: .55; cursor: default; }",
+    "#hub-chat-call svg { width: 14px; height: 14px; fill: currentColor; }",
+    "#hub-chat-call-bar { display: flex; align-items: center; gap: 8px; padding: 6px 12px; background: #e8f0fe; border-bottom: 1px solid #d2e3fc; font-size: 13px; }",
+    "#hub-chat-call-bar[hidden] { display: none; }",
+    "#hub-chat-call-status { flex: 1; min-width: 0; color: #174ea6; }",
+    "#hub-chat-call-bar.hub-chat-call-error #hub-chat-call-status { color: #a50e0e; }",
+    "#hub-chat-hangup { border: none; border-radius: 14px; background: #d93025; color: #fff; padding: 4px 12px; font-size: 13px; cursor: pointer; }",
+    "#hub-chat-hangup:hover { background: #b3261e; }",
+    "#hub-chat-hangup[hidden] { display: none; }",
   ].join("\n");
 
   // ---------------------------------------------------------------- DOM
@@ -123,6 +143,17 @@
     }
     if (text != null) node.textContent = text;
     return node;
+  }
+
+  function icon(d) {
+    var svgNS = "http://www.w3.org/2000/svg";
+    var svg = document.createElementNS(svgNS, "svg");
+    svg.setAttribute("viewBox", "0 0 24 24");
+    svg.setAttribute("aria-hidden", "true");
+    var path = document.createElementNS(svgNS, "path");
+    path.setAttribute("d", d);
+    svg.appendChild(path);
+    return svg;
   }
 
   var ui = {};
@@ -142,9 +173,24 @@
     var status = el("div", { id: "hub-chat-status", "aria-live": "polite" }, "Connecting…");
     headText.appendChild(status);
     header.appendChild(headText);
+    var callButton = el("button", { id: "hub-chat-call", type: "button", title: "Call us", "aria-label": "Call us" });
+    callButton.appendChild(icon("M6.62 10.79a15.05 15.05 0 0 0 6.59 6.59l2.2-2.2a1 1 0 0 1 1.02-.24c1.12.37 2.33.57 " +
+      "3.57.57a1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 " +
+      "3.57a1 1 0 0 1-.25 1.02l-2.2 2.2z"));
+    callButton.appendChild(el("span", { className: "hub-chat-call-label" }, "Call us"));
+    header.appendChild(callButton);
     var close = el("button", { id: "hub-chat-close", type: "button", "aria-label": "Close chat" }, "×");
     header.appendChild(close);
     panel.appendChild(header);
+
+    var callBar = el("div", { id: "hub-chat-call-bar" });
+    callBar.hidden = true;
+    var callStatus = el("div", { id: "hub-chat-call-status", role: "status", "aria-live": "polite" });
+    var hangupButton = el("button", { id: "hub-chat-hangup", type: "button" }, "Hang up");
+    hangupButton.hidden = true;
+    callBar.appendChild(callStatus);
+    callBar.appendChild(hangupButton);
+    panel.appendChild(callBar);
 
     var messages = el("div", { id: "hub-chat-messages", "aria-live": "polite" });
     panel.appendChild(messages);
@@ -174,28 +220,28 @@
 
     var launcher = el("button", { id: "hub-chat-launcher", type: "button", "aria-label": "Open chat",
       "aria-controls": "hub-chat-panel", "aria-expanded": "false" });
-    var svgNS = "http://www.w3.org/2000/svg";
-    var svg = document.createElementNS(svgNS, "svg");
-    svg.setAttribute("viewBox", "0 0 24 24");
-    svg.setAttribute("aria-hidden", "true");
-    var path = document.createElementNS(svgNS, "path");
-    path.setAttribute("d", "M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z");
-    svg.appendChild(path);
-    launcher.appendChild(svg);
+    launcher.appendChild(icon("M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H8l-5 4V5a2 2 0 0 1 1-2z"));
     var unread = el("span", { id: "hub-chat-unread" }, "0");
     unread.hidden = true;
     launcher.appendChild(unread);
 
+    var callAudio = el("audio", { id: "hub-chat-call-audio", autoplay: "" });
+    callAudio.hidden = true;
+
     root.appendChild(panel);
     root.appendChild(launcher);
+    root.appendChild(callAudio);
     document.body.appendChild(root);
 
     ui = { root: root, panel: panel, status: status, messages: messages, input: input, send: send,
       launcher: launcher, unread: unread, close: close, idToggle: idToggle, idForm: idForm, email: email,
-      phone: phone, name: name, idButton: idButton, idResult: idResult };
+      phone: phone, name: name, idButton: idButton, idResult: idResult, callButton: callButton,
+      callBar: callBar, callStatus: callStatus, hangupButton: hangupButton, callAudio: callAudio };
 
     launcher.addEventListener("click", function () { if (ui.panel.hidden) open(); else hide(); });
     close.addEventListener("click", hide);
+    callButton.addEventListener("click", function () { startCall(); });
+    hangupButton.addEventListener("click", function () { hangup(); });
     send.addEventListener("click", function () { sendFromInput(); });
     input.addEventListener("keydown", function (ev) {
       if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) { ev.preventDefault(); sendFromInput(); }
@@ -491,6 +537,7 @@
       if (ev.code === 4404) {
         stopped = true;
         setConnStatus("unavailable");
+        releaseTokenWaiters();
         return;
       }
       if (ev.code === 4401) {
@@ -515,6 +562,7 @@
         connected = true;
         backoff = BACKOFF_MIN;
         adoptToken(f.visitor_token);
+        releaseTokenWaiters();
         adoptContact(f.contact_id);
         applyConversationStatus(f.contact_id ? f.status : (f.status || "bot"), f.agent_name);
         // Everything not acknowledged yet goes again, with the same client_id.
@@ -646,6 +694,232 @@
     };
   }
 
+  // ---------------------------------------------------------------- web call
+  // One call at a time. `callSeq` changes whenever a call starts or ends, so the async
+  // steps of a call that was hung up meanwhile stop where they are.
+  var callSeq = 0;
+  var activeCall = newCall("idle");
+  var tokenWaiters = [];
+
+  var CALL_TEXT = { calling: "Calling…", connected: "Connected", ended: "Call ended" };
+
+  function newCall(state) {
+    return { state: state, error: null, pc: null, mic: null, channel: null, pc_id: null, contact_id: null,
+      dropTimer: null };
+  }
+
+  function renderCall() {
+    var c = activeCall;
+    var live = c.state === "calling" || c.state === "connected";
+    ui.callBar.hidden = c.state === "idle";
+    ui.callStatus.textContent = c.error ? "Call failed: " + c.error : (CALL_TEXT[c.state] || "");
+    ui.callBar.classList.toggle("hub-chat-call-error", !!c.error);
+    ui.hangupButton.hidden = !live;
+    ui.callButton.disabled = live;
+  }
+
+  function setCallState(state) {
+    activeCall.state = state;
+    renderCall();
+  }
+
+  function releaseTokenWaiters() {
+    var waiters = tokenWaiters;
+    tokenWaiters = [];
+    waiters.forEach(function (resolve) { resolve(); });
+  }
+
+  // The chat's visitor token: fresh once this page got a welcome frame; else connect and wait for one.
+  function visitorToken() {
+    if (connected && store.visitor_token) return Promise.resolve(store.visitor_token);
+    if (stopped) return Promise.reject(new Error("calls are not available"));
+    return new Promise(function (resolve) {
+      var timer = setTimeout(resolve, TOKEN_WAIT_MS);
+      tokenWaiters.push(function () { clearTimeout(timer); resolve(); });
+      connect();
+    }).then(function () {
+      if (store.visitor_token && !stopped) return store.visitor_token;
+      throw new Error(stopped ? "calls are not available" : "cannot reach the service – please try again");
+    });
+  }
+
+  function iceGathered(pc) {
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") { resolve(); return; }
+      var timer = setTimeout(done, ICE_GATHER_MS);
+      function check() { if (pc.iceGatheringState === "complete") done(); }
+      function done() {
+        clearTimeout(timer);
+        pc.removeEventListener("icegatheringstatechange", check);
+        resolve();
+      }
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  function micError(err) {
+    var name = err && err.name;
+    if (name === "NotAllowedError" || name === "SecurityError") return "microphone access was blocked";
+    if (name === "NotFoundError" || name === "OverconstrainedError") return "no microphone found";
+    if (name === "NotReadableError") return "the microphone is in use by another application";
+    return "cannot open the microphone";
+  }
+
+  function offerError(status, detail) {
+    if (status === 429) return detail || "all lines are busy – please try again later";
+    if (status === 404) return "calls are not available";
+    if (status === 401) return "your session expired – please reload the page";
+    return detail || "could not connect the call (" + status + ")";
+  }
+
+  function stopTracks(stream) {
+    if (!stream) return;
+    stream.getTracks().forEach(function (t) { try { t.stop(); } catch (e) { /* ignore */ } });
+  }
+
+  function onPeerState(seq, pc) {
+    if (seq !== callSeq) return;
+    var state = pc.connectionState;
+    clearTimeout(activeCall.dropTimer);
+    activeCall.dropTimer = null;
+    if (state === "connected") {
+      setCallState("connected");
+    } else if (state === "disconnected") {
+      activeCall.dropTimer = setTimeout(function () { if (seq === callSeq) endCall(null); }, CALL_DROP_GRACE_MS);
+    } else if (state === "failed" || state === "closed") {
+      endCall(activeCall.state === "connected" ? null : "the connection could not be established");
+    }
+  }
+
+  function onChannelMessage(seq, ev) {
+    if (seq !== callSeq) return;
+    var m = null;
+    try { m = JSON.parse(ev.data); } catch (e) { return; }
+    // The hub's SmallWebRTC says "peerLeft" when it ends the call (e.g. the menu said goodbye).
+    if (m && m.type === "signalling" && m.message && m.message.type === "peerLeft") endCall(null);
+  }
+
+  async function placeCall(seq) {
+    var token = await visitorToken();
+    if (seq !== callSeq) return;
+    var mic;
+    try {
+      mic = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+    } catch (err) {
+      throw new Error(micError(err));
+    }
+    if (seq !== callSeq) { stopTracks(mic); return; }
+    activeCall.mic = mic;
+    var pc = new RTCPeerConnection();
+    activeCall.pc = pc;
+    var channel = pc.createDataChannel("hub");
+    channel.onmessage = function (ev) { onChannelMessage(seq, ev); };
+    activeCall.channel = channel;
+    mic.getAudioTracks().forEach(function (track) { pc.addTrack(track, mic); });
+    pc.ontrack = function (ev) {
+      if (seq !== callSeq || ev.track.kind !== "audio") return;
+      ui.callAudio.srcObject = ev.streams && ev.streams[0] ? ev.streams[0] : new MediaStream([ev.track]);
+      var played = ui.callAudio.play();
+      if (played && played.catch) played.catch(function () { /* autoplay refused: the element retries on gesture */ });
+    };
+    pc.onconnectionstatechange = function () { onPeerState(seq, pc); };
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGathered(pc);
+    if (seq !== callSeq) return;
+    var response;
+    try {
+      response = await fetch(offerUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        credentials: "omit",
+        body: JSON.stringify({ sdp: pc.localDescription.sdp, type: pc.localDescription.type,
+          visitor_token: token, contact_id: store.contact_id }),
+      });
+    } catch (err) {
+      throw new Error("cannot reach the service – please try again");
+    }
+    var data = null;
+    try { data = await response.json(); } catch (e) { data = null; }
+    if (!response.ok || !data || typeof data.sdp !== "string") {
+      throw new Error(offerError(response.status, data && typeof data.detail === "string" ? data.detail : null));
+    }
+    if (seq !== callSeq) return;
+    activeCall.pc_id = data.pc_id || null;
+    activeCall.contact_id = data.contact_id || null;
+    await pc.setRemoteDescription({ type: data.type, sdp: data.sdp });
+  }
+
+  function startCall() {
+    if (activeCall.state === "calling" || activeCall.state === "connected") return Promise.resolve(callState());
+    callSeq += 1;
+    var seq = callSeq;
+    activeCall = newCall("calling");
+    if (ui.panel.hidden) open();
+    renderCall();
+    if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+      endCall("this browser cannot place calls");
+      return Promise.resolve(callState());
+    }
+    return placeCall(seq).catch(function (err) {
+      if (seq === callSeq) endCall((err && err.message) || "the call could not be placed");
+    }).then(callState);
+  }
+
+  function endCall(error) {
+    callSeq += 1;
+    var c = activeCall;
+    clearTimeout(c.dropTimer);
+    c.dropTimer = null;
+    if (c.channel) { try { c.channel.close(); } catch (e) { /* ignore */ } }
+    if (c.pc) { try { c.pc.close(); } catch (e) { /* ignore */ } }
+    stopTracks(c.mic);
+    c.pc = null;
+    c.mic = null;
+    c.channel = null;
+    ui.callAudio.srcObject = null;
+    c.error = error || null;
+    setCallState("ended");
+  }
+
+  function hangup() {
+    if (activeCall.state === "calling" || activeCall.state === "connected") endCall(null);
+    return callState();
+  }
+
+  function callState() {
+    var c = activeCall;
+    return {
+      state: c.state,
+      status_text: ui.callBar.hidden ? "" : ui.callStatus.textContent,
+      error: c.error,
+      pc_id: c.pc_id,
+      contact_id: c.contact_id,
+      connection_state: c.pc ? c.pc.connectionState : null,
+    };
+  }
+
+  // Audio counters of the live call (diagnostics and tests): what was received and sent so far.
+  async function callStats() {
+    var pc = activeCall.pc;
+    var out = { inbound_audio_energy: 0, inbound_audio_level: 0, inbound_samples: 0, inbound_packets: 0,
+      outbound_packets: 0 };
+    if (!pc) return out;
+    var report = await pc.getStats();
+    report.forEach(function (s) {
+      if (s.type === "inbound-rtp" && s.kind === "audio") {
+        out.inbound_audio_energy += s.totalAudioEnergy || 0;
+        out.inbound_audio_level = Math.max(out.inbound_audio_level, s.audioLevel || 0);
+        out.inbound_samples += s.totalSamplesReceived || 0;
+        out.inbound_packets += s.packetsReceived || 0;
+      } else if (s.type === "outbound-rtp" && s.kind === "audio") {
+        out.outbound_packets += s.packetsSent || 0;
+      }
+    });
+    return out;
+  }
+
   // ---------------------------------------------------------------- start
   function restore() {
     // Messages shown before a reload come back from the cache; last_seq says what the hub need not resend.
@@ -663,13 +937,15 @@
     buildDom();
     restore();
     renderStatus();
+    window.addEventListener("pagehide", function () { hangup(); });
     window.addEventListener("online", function () {
       if (!ws && !stopped) { backoff = BACKOFF_MIN; clearTimeout(reconnectTimer); reconnectTimer = null; connect(); }
     });
     connect();
   }
 
-  window.HubChat = { open: open, close: hide, send: send, state: state, __loaded: true };
+  window.HubChat = { open: open, close: hide, send: send, state: state, call: startCall, hangup: hangup,
+    callState: callState, callStats: callStats, __loaded: true };
 
   if (document.body) start();
   else document.addEventListener("DOMContentLoaded", start);
