@@ -942,8 +942,45 @@
     await refreshContacts();
     connectSocket();
     setInterval(refreshContacts, POLL_MS);
+    refreshTasks();
+    setInterval(refreshTasks, 15000);
     window.addEventListener("online", function () {
       if (!ws) { wsBackoff = BACKOFF_MIN; clearTimeout(wsTimer); wsTimer = null; connectSocket(); }
+    });
+  }
+
+  // ------------------------------------------------------------------ callbacks & voicemail
+  async function refreshTasks() {
+    var list = $("tasks");
+    var tasks;
+    try { tasks = await api("GET", "/api/tasks"); } catch (e) { return; }
+    clear(list);
+    $("tasks-empty").style.display = tasks.length ? "none" : "";
+    $("task-count").textContent = tasks.length ? String(tasks.length) : "";
+    tasks.forEach(function (t) {
+      var node = el("div", "task");
+      node.setAttribute("data-task-id", t.id);
+      node.appendChild(el("div", "task-title", (t.kind === "voicemail" ? "Voicemail from " : "Call back ") +
+        (t.phone || "unknown number")));
+      node.appendChild(el("div", "task-meta", fmtDateTime(t.created_at)));
+      if (t.voicemail_url) {
+        var audio = document.createElement("audio");
+        audio.controls = true;
+        audio.preload = "none";
+        audio.src = t.voicemail_url;
+        audio.className = "task-audio";
+        node.appendChild(audio);
+      }
+      var done = el("button", "btn btn-small task-done", "Done");
+      done.type = "button";
+      done.addEventListener("click", async function () {
+        done.disabled = true;
+        try { await api("POST", "/api/tasks/" + encodeURIComponent(t.id) + "/done"); node.remove(); }
+        catch (e) { done.disabled = false; toast(e.message, "error"); }
+        refreshTasks();
+      });
+      node.appendChild(done);
+      list.appendChild(node);
     });
   }
 
