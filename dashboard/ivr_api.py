@@ -285,3 +285,17 @@ async def delete_prompt(
             raise HTTPException(409, f"the prompt is used by flow {flow.get('name') or flow['number']}")
     await _bucket(ctx).delete(file["_id"])
     return {"status": "deleted"}
+
+
+@router.get("/speech")
+async def speech_readiness(
+    principal: Principal = IVR_ADMIN, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    """Whether this hub can recognise and speak for the tenant's numbers."""
+    from media.models import ModelsConfig
+    from media.readiness import dtmf_only_numbers, speech_status
+
+    status = speech_status(
+        ctx.settings.asr_model, ctx.settings.tts_voice, ModelsConfig(ctx.settings.models_dir)
+    )
+    return {**status, "dtmf_only_numbers": await dtmf_only_numbers(ctx, principal.tenant_id)}

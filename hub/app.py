@@ -32,8 +32,8 @@ from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
 from hub.events import EventBus
 from hub.settings import Settings
-from media.models import ModelsConfig, resolve_asr
-from media.readiness import speech_status
+from media.models import ModelsConfig
+from media.readiness import dtmf_only_numbers, speech_status
 from routing.assignment import Router
 
 log = logging.getLogger(__name__)
@@ -160,16 +160,6 @@ async def health(ctx: AppContext) -> JSONResponse:
         "components": components,
     }
     if db_ok:
-        body["dtmf_only_numbers"] = await dtmf_only_numbers(ctx)
+        # a count only: this endpoint is public, the numbers are in GET /api/ivr/speech
+        body["dtmf_only_numbers"] = len(await dtmf_only_numbers(ctx))
     return JSONResponse(body, status_code=200 if db_ok else 503)
-
-
-async def dtmf_only_numbers(ctx: AppContext) -> list[str]:
-    """Numbers whose speech model is not installed here: they run on key presses only."""
-    config = ModelsConfig(ctx.settings.models_dir)
-    numbers = []
-    async for flow in ctx.db.ivr_flows.find({}, {"number": 1, "asr_model": 1}).limit(500):
-        model = flow.get("asr_model") or ctx.settings.asr_model
-        if not model or resolve_asr(model, config) is None:
-            numbers.append(str(flow.get("number")))
-    return numbers
