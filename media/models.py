@@ -258,8 +258,9 @@ def _download(url: str, target: Path, progress: Progress | None, timeout_s: floa
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-            if total is not None and done != total:
-                raise DownloadError(f"download of {url} was cut short ({done} of {total} bytes)")
+            received = response.num_bytes_downloaded  # on the wire, before any content-encoding
+            if total is not None and received != total:
+                raise DownloadError(f"download of {url} was cut short ({received} of {total} bytes)")
     except httpx.HTTPError as exc:
         raise DownloadError(f"download of {url} failed: {exc}") from exc
     return digest.hexdigest()

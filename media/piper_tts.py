@@ -163,9 +163,15 @@ class PiperTTSService(TTSService):
         return True
 
     async def start(self, frame: StartFrame) -> None:
-        """Load (or reuse) the voice off the event loop before the first sentence."""
+        """Begin loading (or reusing) the voice without holding up the StartFrame."""
         await super().start(frame)
-        self._voice = await asyncio.to_thread(load_voice, self._voice_name, self._models)
+        self.create_task(self._load_voice(), name="piper_load_voice")
+
+    async def _load_voice(self) -> PiperVoice:
+        """The shared voice; concurrent callers wait on the cache lock, the voice loads once."""
+        if self._voice is None:
+            self._voice = await asyncio.to_thread(load_voice, self._voice_name, self._models)
+        return self._voice
 
     async def _update_settings(self, delta: TTSSettings) -> dict[str, Any]:  # type: ignore[override]
         changed = await super()._update_settings(delta)
@@ -174,10 +180,8 @@ class PiperTTSService(TTSService):
 
     async def run_tts(self, text: str, context_id: str) -> AsyncGenerator[Frame | None, None]:
         """Synthesize one aggregated sentence; each Piper sentence becomes audio as soon as it is ready."""
-        piper_voice = self._voice
-        if piper_voice is None:
-            piper_voice = self._voice = await asyncio.to_thread(load_voice, self._voice_name, self._models)
         try:
+            piper_voice = await self._load_voice()
             await self.start_tts_usage_metrics(text)
             chunks = _threaded(synthesize_sentences(piper_voice, text, self._syn_config))
             async for frame in self._stream_audio_frames_from_iterator(

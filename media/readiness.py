@@ -6,7 +6,12 @@ and says what to run when something is missing.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from media.models import TTS_VOICES, ModelsConfig, resolve_asr, resolve_voice
+
+if TYPE_CHECKING:
+    from hub.context import AppContext
 
 
 def speech_status(
@@ -32,3 +37,15 @@ def speech_status(
     else:
         tts = f"missing: {tts_voice} (put {tts_voice}.onnx and .onnx.json in the models folder's tts/)"
     return {"asr": asr, "tts": tts}
+
+
+async def dtmf_only_numbers(ctx: AppContext, tenant_id: str | None = None) -> list[str]:
+    """Numbers whose speech model is not installed here: they run on key presses only."""
+    config = ModelsConfig(ctx.settings.models_dir)
+    numbers = []
+    query = {"tenant_id": tenant_id} if tenant_id else {}
+    async for flow in ctx.db.ivr_flows.find(query, {"number": 1, "asr_model": 1}).limit(500):
+        model = flow.get("asr_model") or ctx.settings.asr_model
+        if not model or resolve_asr(model, config) is None:
+            numbers.append(str(flow.get("number")))
+    return numbers

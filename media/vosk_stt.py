@@ -232,13 +232,29 @@ class VoskSTTService(STTService):
     # ---- lifecycle ----
 
     async def start(self, frame: StartFrame) -> None:
-        """Load (or reuse) the model and build this call's recognizer once the input rate is known."""
+        """Start the worker; it loads (or reuses) the model off the StartFrame's path.
+
+        The call starts (and its greeting plays) at once even when the model is not loaded
+        yet; audio queues meanwhile and is decoded as soon as the recognizer exists.
+        Preload the model at hub start-up (`load_model`) so this never waits.
+        """
         await super().start(frame)
-        self._model = await asyncio.to_thread(load_model, self._model_path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vosk-{self.name}")
-        grammar = self._current_grammar()
-        self._recognizer = await self._run(new_recognizer, self._model, self.sample_rate, grammar)
         self._worker = self.create_task(self._worker_loop(), name="vosk_worker")
+
+    async def _ensure_recognizer(self) -> bool:
+        """Build this call's recognizer at the pipeline's input rate (known only after setup)."""
+        if self._recognizer is not None:
+            return True
+        try:
+            if self._model is None:
+                self._model = await self._run(load_model, self._model_path)
+            grammar = self._current_grammar()
+            self._recognizer = await self._run(new_recognizer, self._model, self.sample_rate, grammar)
+        except Exception as exc:
+            await self.push_error(f"{self}: cannot load Vosk model {self._model_path}: {exc}", exception=exc)
+            return False
+        return True
 
     async def stop(self, frame: EndFrame) -> None:
         """Graceful end: decode what is queued and flush the last words before EndFrame moves on."""
@@ -273,7 +289,8 @@ class VoskSTTService(STTService):
 
     async def run_stt(self, audio: bytes) -> AsyncGenerator[Frame | None, None]:
         """Queue the chunk for the worker thread; transcripts are pushed from the worker task."""
-        self._queue.put_nowait(audio)
+        if self._worker is not None and not self._worker.done():
+            self._queue.put_nowait(audio)
         yield None
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -323,6 +340,8 @@ class VoskSTTService(STTService):
 
     async def _worker_loop(self) -> None:
         """Consume the queue in order; consecutive audio chunks are decoded in one call to catch up."""
+        if not await self._ensure_recognizer():
+            return
         pending: _Item = None
         have_pending = False
         while True:

@@ -1,0 +1,1 @@
+"""Tests of the speech layer (media/): Vosk, Piper, model registry."""
