@@ -79,6 +79,9 @@ def serve(args: argparse.Namespace) -> None:
             await seed_demo(ctx)
 
         starters.append(seed)
+    from media.call import preload_speech
+
+    starters.append(preload_speech)
     if settings.rasa_autostart and not args.no_rasa:
         from hub.rasa_supervisor import run_rasa
 

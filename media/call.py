@@ -484,6 +484,24 @@ def model_folder(path: str | None) -> Path | None:
     return Path(path) if path else None
 
 
+async def preload_speech(ctx: AppContext) -> None:
+    """Background starter: load the voice and the ASR models the flows use, so the first
+    call does not wait a second for them (each is loaded once per process)."""
+    from media.models import ModelsConfig, resolve_asr
+    from media.piper_tts import load_voice
+    from media.vosk_stt import load_model
+
+    try:
+        await asyncio.to_thread(load_voice, ctx.settings.tts_voice)
+        names = {ctx.settings.asr_model} | set(await ctx.db.ivr_flows.distinct("asr_model"))
+        for name in sorted(n for n in names if n):
+            path = resolve_asr(name, ModelsConfig(ctx.settings.models_dir))
+            if path is not None:
+                await asyncio.to_thread(load_model, path)
+    except Exception:  # a missing model must not stop the hub; calls report it themselves
+        log.exception("preloading speech models failed")
+
+
 async def run_call(
     ctx: AppContext, transport: BaseTransport, contact: Doc, flow_doc: Doc, *, sample_rate: int
 ) -> None:

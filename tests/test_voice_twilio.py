@@ -191,14 +191,15 @@ async def test_spoken_menu_queue_agent_and_survey(
     await caller.ws.send("{not json")
     await caller.ws.send('{"event": "unknown-event"}')
     heard = len(caller.received)
-    await caller.say(espeak_pcm("요금 조회"), pause_s=2.0)
+    # "상담원 연결" (connect me to an agent): the phrase espeak-ng + the Korean model get right reliably
+    await caller.say(espeak_pcm("상담원 연결"), pause_s=2.0)
 
     async def queued() -> dict[str, Any] | None:
         contact = await contact_for(mongo, hub_nobot, call_sid)
         return contact if contact["status"] in ("queued", "offered") else None
 
     contact = await wait_for(queued)
-    assert ("visitor", "요금 조회") in contact["messages"]
+    assert ("visitor", "상담원 연결") in contact["messages"]
     assert contact["ivr_path"] == ["main", "billing"] and contact["skill"] == "billing"
     # hold music flows while the caller waits
     await caller.silence(2.0)
