@@ -768,10 +768,14 @@ class IvrSession:
             return Listen("dtmf", None, menu.timeout_s)
         if menu.free_speech_next:
             return Listen("both", None, menu.timeout_s)
-        words = _KO_DIGITS if self.flow.language.lower().startswith("ko") else _EN_DIGITS
         phrases = [p for o in menu.options for p in o.phrases]
-        phrases += [words[int(o.key)] for o in menu.options if o.key and o.key.isdigit()]
-        phrases += [words[0], *self.flow.operator_phrases]
+        if not self.flow.language.lower().startswith("ko"):
+            # Spoken digits help in English; in Korean the one-syllable digit words
+            # ("영", "일", "이") swallow parts of real phrases ("연결" heard as "영"), so
+            # Korean menus take digits by key only.
+            phrases += [_EN_DIGITS[int(o.key)] for o in menu.options if o.key and o.key.isdigit()]
+            phrases.append(_EN_DIGITS[0])
+        phrases += self.flow.operator_phrases
         return Listen("both", list(dict.fromkeys(phrases)), menu.timeout_s)
 
     def _enter(self, node_id: str, said: str | None = None) -> list[Action]:

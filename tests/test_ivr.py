@@ -218,7 +218,9 @@ def test_grammar_phrases_when_the_menu_has_no_free_speech() -> None:
     assert isinstance(listen, Listen) and listen.mode == "both" and listen.phrases is not None
     assert {"sales", "one", "zero", "agent"} <= set(listen.phrases)
     korean = IvrSession(validate_flow(minimal(language="ko")), OPEN).start()[-1]
-    assert isinstance(korean, Listen) and korean.phrases is not None and "일" in korean.phrases
+    # Korean grammars carry no one-syllable digit words: they swallow parts of real phrases
+    assert isinstance(korean, Listen) and korean.phrases is not None
+    assert "일" not in korean.phrases and "영" not in korean.phrases and "상담원" in korean.phrases
     dtmf_only = minimal()
     dtmf_only["nodes"]["main"]["speech"] = False
     assert IvrSession(validate_flow(dtmf_only), OPEN).start()[-1] == Listen("dtmf", None, 6.0)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soxr
 import websockets
 
 FRAME_MS = 20
@@ -28,12 +29,13 @@ def espeak_pcm(text: str, voice: str = "ko", rate: int = RATE) -> bytes:
     """16-bit mono PCM of espeak-ng speaking `text`, resampled to `rate`."""
     with tempfile.TemporaryDirectory() as tmp:
         wav_path = Path(tmp) / "speech.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "140", "-w", str(wav_path), text], check=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-w", str(wav_path), text], check=True)
         with wave.open(str(wav_path)) as wav:
             source_rate = wav.getframerate()
             pcm = wav.readframes(wav.getnframes())
-    converted, _ = audioop.ratecv(pcm, 2, 1, source_rate, rate, None)
-    return bytes(converted)
+    # soxr, not audioop.ratecv: ratecv does not low-pass and the aliasing hurts recognition
+    samples = np.frombuffer(pcm, dtype="<i2")
+    return bytes(soxr.resample(samples, source_rate, rate, quality="VHQ").astype("<i2").tobytes())
 
 
 def rms(pcm: bytes) -> float:

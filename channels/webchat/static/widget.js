@@ -123,7 +123,7 @@
     "#hub-chat-call:focus-visible, #hub-chat-hangup:focus-visible { outline: 2px solid #9ec5ff; outline-offset: 1px; }",
     "#hub-chat-call[disabled] { opacity: .55; cursor: default; }",
     "#hub-chat-call svg { width: 14px; height: 14px; fill: currentColor; }",
-    "#hub-chat-call-bar { display: flex; align-items: center; gap: 8px; padding: 6px 12px; background: #e8f0fe; border-bottom: 1px solid #d2e3fc; font-size: 13px; }",
+    "#hub-chat-call-bar { display: flex; align-items: center; gap: 8px; min-height: 37px; padding: 6px 12px; background: #e8f0fe; border-bottom: 1px solid #d2e3fc; font-size: 13px; }",
     "#hub-chat-call-bar[hidden] { display: none; }",
     "#hub-chat-call-status { flex: 1; min-width: 0; color: #174ea6; }",
     "#hub-chat-call-bar.hub-chat-call-error #hub-chat-call-status { color: #a50e0e; }",
@@ -709,6 +709,7 @@
   }
 
   function renderCall() {
+    if (!ui.callBar) return;  // called before the DOM exists
     var c = activeCall;
     var live = c.state === "calling" || c.state === "connected";
     ui.callBar.hidden = c.state === "idle";
@@ -856,7 +857,7 @@
     callSeq += 1;
     var seq = callSeq;
     activeCall = newCall("calling");
-    if (ui.panel.hidden) open();
+    if (ui.panel && ui.panel.hidden) open();
     renderCall();
     if (!window.RTCPeerConnection || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
       endCall("this browser cannot place calls");
@@ -878,7 +879,7 @@
     c.pc = null;
     c.mic = null;
     c.channel = null;
-    ui.callAudio.srcObject = null;
+    if (ui.callAudio) ui.callAudio.srcObject = null;
     c.error = error || null;
     setCallState("ended");
   }
@@ -892,7 +893,7 @@
     var c = activeCall;
     return {
       state: c.state,
-      status_text: ui.callBar.hidden ? "" : ui.callStatus.textContent,
+      status_text: ui.callBar && !ui.callBar.hidden ? ui.callStatus.textContent : "",
       error: c.error,
       pc_id: c.pc_id,
       contact_id: c.contact_id,
