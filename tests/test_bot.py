@@ -56,7 +56,10 @@ async def test_bot_answers_faq_from_the_knowledge_base(
     greet = await widget.say("hello")
     assert "Northwind assistant" in (await widget.reply_from("bot", greet["seq"]))["text"]
     ask = await widget.say("How do I set up my router?")
-    assert "solid white" in (await widget.reply_from("bot", ask["seq"]))["text"]
+    answer = await widget.reply_from("bot", ask["seq"])
+    assert "solid white" in answer["text"]
+    # the bot's follow-up question belongs to this turn; the next question comes after it
+    assert "Did that answer" in (await widget.reply_from("bot", answer["seq"]))["text"]
     hours = await widget.say("when are you open?")
     assert "Monday to Friday" in (await widget.reply_from("bot", hours["seq"]))["text"]
     await widget.close()
