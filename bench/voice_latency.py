@@ -11,8 +11,9 @@ back to the menu through a `say` node, so every caller turn gets a spoken answer
 
 Each call is a synthetic Twilio caller (signed webhook, then Media Streams in real time,
 silence between utterances as a phone sends it) that waits for the greeting to finish
-playing, then for each turn says "요금 조회" (espeak-ng) and waits for the answer to play
-out. A turn's latency runs from the send time of the caller's last non-silent frame to
+playing, then for each turn says "요금 조회" (espeak-ng) and waits for the whole answer to
+arrive and play out (it never talks over the bot); with no answer within --timeout it
+hangs up. A turn's latency runs from the send time of the caller's last non-silent frame to
 the receipt of the first non-silent media after it; the hub's timestamps split it into
 end-of-turn detection (-> VADUserStoppedSpeakingFrame), final transcript (-> finalized
 TranscriptionFrame), bot reply (-> TTSSpeakFrame: IVR decision and transcript writes),

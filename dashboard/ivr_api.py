@@ -16,6 +16,7 @@ from bson import ObjectId
 from bson.errors import InvalidId
 from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from gridfs.asynchronous import AsyncGridFSBucket
+from pydantic import BaseModel, Field
 from pymongo.errors import DuplicateKeyError
 from starlette.datastructures import UploadFile
 
@@ -287,6 +288,30 @@ async def delete_prompt(
     return {"status": "deleted"}
 
 
+class SpeechDefaults(BaseModel):
+    """The tenant's default recognizer and voice (a number's flow may override them)."""
+
+    asr_model: str | None = Field(default=None, max_length=200)
+    tts_voice: str | None = Field(default=None, max_length=200)
+
+
+@router.put("/speech")
+async def set_speech_defaults(
+    body: SpeechDefaults, principal: Principal = IVR_ADMIN, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    from media.models import ASR_MODELS, ModelsConfig, resolve_asr, resolve_voice
+
+    config = ModelsConfig(ctx.settings.models_dir)
+    if body.asr_model and body.asr_model not in ASR_MODELS and resolve_asr(body.asr_model, config) is None:
+        raise HTTPException(422, f"unknown speech model {body.asr_model!r} (see: hub models list)")
+    if body.tts_voice and resolve_voice(body.tts_voice, config) is None:
+        raise HTTPException(422, f"voice {body.tts_voice!r} is not installed on this hub")
+    await ctx.db.tenants.update_one(
+        {"_id": principal.tenant_id}, {"$set": {"voice": body.model_dump(exclude_none=True)}}
+    )
+    return await speech_readiness(principal, ctx)
+
+
 @router.get("/speech")
 async def speech_readiness(
     principal: Principal = IVR_ADMIN, ctx: AppContext = Depends(get_ctx)
@@ -295,7 +320,10 @@ async def speech_readiness(
     from media.models import ModelsConfig
     from media.readiness import dtmf_only_numbers, speech_status
 
+    tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id}, {"voice": 1}) or {}
+    defaults: dict[str, Any] = {"asr_model": ctx.settings.asr_model, "tts_voice": ctx.settings.tts_voice}
+    defaults.update(tenant.get("voice") or {})
     status = speech_status(
-        ctx.settings.asr_model, ctx.settings.tts_voice, ModelsConfig(ctx.settings.models_dir)
+        defaults["asr_model"], defaults["tts_voice"], ModelsConfig(ctx.settings.models_dir)
     )
-    return {**status, "dtmf_only_numbers": await dtmf_only_numbers(ctx, principal.tenant_id)}
+    return {**defaults, **status, "dtmf_only_numbers": await dtmf_only_numbers(ctx, principal.tenant_id)}

@@ -44,8 +44,14 @@ async def dtmf_only_numbers(ctx: AppContext, tenant_id: str | None = None) -> li
     config = ModelsConfig(ctx.settings.models_dir)
     numbers = []
     query = {"tenant_id": tenant_id} if tenant_id else {}
-    async for flow in ctx.db.ivr_flows.find(query, {"number": 1, "asr_model": 1}).limit(500):
-        model = flow.get("asr_model") or ctx.settings.asr_model
+    tenant_models: dict[str, str | None] = {}
+    async for flow in ctx.db.ivr_flows.find(query, {"number": 1, "asr_model": 1, "tenant_id": 1}).limit(500):
+        owner = str(flow.get("tenant_id"))
+        if owner not in tenant_models:
+            tenant = await ctx.db.tenants.find_one({"_id": owner}, {"voice": 1}) or {}
+            tenant_models[owner] = (tenant.get("voice") or {}).get("asr_model")
+        # the same order a call uses: the number's flow, the tenant, the hub
+        model = flow.get("asr_model") or tenant_models[owner] or ctx.settings.asr_model
         if not model or resolve_asr(model, config) is None:
             numbers.append(str(flow.get("number")))
     return numbers

