@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,7 @@ async def upsert_article(
         "length": len(words),
         "updated_at": now,
     }
+    _stats.pop(tenant_id, None)
     await ctx.db.kb_articles.update_one(
         {"tenant_id": tenant_id, "slug": slug},
         {"$set": fields, "$setOnInsert": {"_id": new_id(), "created_at": now}},
@@ -70,7 +72,8 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
     query_terms = list(dict.fromkeys(terms(query)))
     if not query_terms:
         return []
-    total = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id})
+    stats = await corpus_stats(ctx, tenant_id)
+    total = stats.total
     if total == 0:
         return []
     candidates = [
@@ -78,10 +81,9 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
     ]
     if not candidates:
         return []
-    stats = await _corpus_stats(ctx, tenant_id, query_terms)
-    avg_len = stats["avg_len"] or 1.0
+    avg_len = stats.avg_len or 1.0
     idf = {
-        term: math.log(1 + (total - stats["df"][term] + 0.5) / (stats["df"][term] + 0.5))
+        term: math.log(1 + (total - stats.df.get(term, 0) + 0.5) / (stats.df.get(term, 0) + 0.5))
         for term in query_terms
     }
     query_weight = sum(idf.values())
@@ -100,12 +102,37 @@ async def search(ctx: AppContext, tenant_id: str, query: str, limit: int = 5) ->
     return hits[:limit]
 
 
-async def _corpus_stats(ctx: AppContext, tenant_id: str, query_terms: list[str]) -> dict[str, Any]:
-    df: dict[str, int] = {}
-    for term in query_terms:
-        df[term] = await ctx.db.kb_articles.count_documents({"tenant_id": tenant_id, "terms": term})
-    lengths = [a["length"] async for a in ctx.db.kb_articles.find({"tenant_id": tenant_id}, {"length": 1})]
-    return {"df": df, "avg_len": sum(lengths) / len(lengths) if lengths else 1.0}
+@dataclass(frozen=True)
+class CorpusStats:
+    total: int
+    avg_len: float
+    df: dict[str, int]  # articles containing each term
+    expires: float
+
+
+# Corpus statistics per tenant, kept briefly: recomputing them cost a dozen database
+# requests per question (bench/chat.py showed the KB question as the slowest turn).
+# Edits in this process drop the entry at once; other processes see them within the TTL,
+# which only shifts rankings slightly.
+STATS_TTL_S = 30.0
+_stats: dict[str, CorpusStats] = {}
+
+
+async def corpus_stats(ctx: AppContext, tenant_id: str) -> CorpusStats:
+    now = time.monotonic()
+    cached = _stats.get(tenant_id)
+    if cached is not None and cached.expires > now:
+        return cached
+    df: Counter[str] = Counter()
+    total = 0
+    length = 0
+    async for article in ctx.db.kb_articles.find({"tenant_id": tenant_id}, {"terms": 1, "length": 1}):
+        total += 1
+        length += article.get("length", 0)
+        df.update(article.get("terms", []))
+    stats = CorpusStats(total, length / total if total else 1.0, dict(df), now + STATS_TTL_S)
+    _stats[tenant_id] = stats
+    return stats
 
 
 def public_article(article: Doc, score: float | None = None) -> dict[str, Any]:
