@@ -20,22 +20,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib.util
 import json
 import math
-import os
 import re
-import resource
-import secrets
-import shutil
-import signal
-import sys
 import tempfile
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,18 +37,30 @@ from pymongo.errors import PyMongoError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from bench.common import (
+    HubStack,
+    clean_up_run_dir,
+    db_round_trips_ms,
+    log,
+    own_cpu_seconds,
+    percentile,
+    print_report,
+    process_cpu_seconds,
+    ratio,
+    rounded,
+    run_to_completion,
+    track_process_group,
+)
 from bot.actions import FALLBACK_TEXT, HANDOFF_TEXT, action_token
 from bot.rasa_server import RasaServer
 from bot.training import default_model_cache, ensure_model
 from bot.turns import UNAVAILABLE_TEXT
 from hub.contacts import open_contact
 from hub.context import AppContext
-from hub.db import Database, Doc
+from hub.db import Doc
 from hub.demo import DEMO_TENANT, seed_demo
-from hub.embedded_db import EmbeddedDatabase, free_port
+from hub.embedded_db import free_port
 from hub.rasa_supervisor import RASA_BIN, RASA_PROJECT
-from hub.settings import Settings
-from tests.support import HubProcess
 
 # Messages the bot answers by itself (no handoff); the router one is an FAQ from the KB.
 TEXTS = ("hello", "when are you open", "how do I pay my bill", "how do I set up my router", "thanks")
@@ -65,33 +69,6 @@ DB_NAME = "bench"
 BOT_CLIENT_ID = re.compile(r"^bot:([0-9a-f]{32}):")
 VERIFY_CONCURRENCY = 20
 CLOSE_UNKNOWN_TENANT = 4404
-
-# Process groups this run started; killed at exit if anything survived the normal stop.
-_STARTED_PGIDS: list[int] = []
-
-
-def log(text: str) -> None:
-    """Progress on stderr, so stdout holds only the figures and the JSON line."""
-    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
-
-
-def percentile(values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100); None for no values."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(0, min(len(ordered) - 1, math.ceil(q / 100 * len(ordered)) - 1))
-    return ordered[rank]
-
-
-def rounded(value: float | None, digits: int = 1) -> float | None:
-    """Round for the report, keeping None."""
-    return None if value is None else round(value, digits)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    """a / b, or None when either is missing or b is zero."""
-    return None if a is None or not b else round(a / b, 2)
 
 
 def texts_for(session: int, count: int) -> list[str]:
@@ -311,70 +288,40 @@ async def rasa_conversation(
 # -- the stack this benchmark starts --------------------------------------------------------------
 
 
-class LocalStack:
+class LocalStack(HubStack):
     """Embedded database, real Rasa and one hub process, in a temporary directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.secret = secrets.token_urlsafe(32)
-        self.db: EmbeddedDatabase | None = None
+        super().__init__(root, DB_NAME)
         self.rasa: RasaServer | None = None
-        self.hub: HubProcess | None = None
-        self.ctx: AppContext | None = None
-        self._hub_thread_done = threading.Event()
 
     async def start(self) -> None:
         """Start everything and seed the demo tenant; raises if a part does not come up."""
-        self.db = EmbeddedDatabase(self.root / "db" / "data", free_port(), self.root / "db" / "secantusd.log")
-        await self.db.start()
-        assert self.db.process is not None
-        _STARTED_PGIDS.append(self.db.process.pid)
-        log(f"embedded database on port {self.db.port}")
+        db = await self.start_database()
         model = await asyncio.to_thread(ensure_model, RASA_PROJECT, RASA_BIN, default_model_cache(), log)
         hub_port = free_port()
         rasa_port = free_port()
-        while rasa_port in (hub_port, self.db.port):
+        while rasa_port in (hub_port, db.port):
             rasa_port = free_port()
         action_url = f"http://127.0.0.1:{hub_port}/webhooks/actions?token={action_token(self.secret)}"
         self.rasa = RasaServer(RASA_BIN, RASA_PROJECT, model, rasa_port, action_url, self.root / "rasa")
         await self.rasa.start()
         if self.rasa.pid is not None:
-            _STARTED_PGIDS.append(self.rasa.pid)
+            track_process_group(self.rasa.pid)
         log(f"rasa starting on port {rasa_port} (model {model.name}); log {self.rasa.log_path}")
-        self.hub = HubProcess(
-            self.root / "hub",
-            self.db.uri,
-            self.rasa.url,
-            port=hub_port,
-            env={"HUB_SECRET": self.secret, "HUB_DB_NAME": DB_NAME},
-        )
-        await asyncio.to_thread(self._start_hub)
-        log(f"hub on {self.hub.url}; log {self.hub.var_dir}")
-        self.ctx = AppContext(
-            settings=Settings(secret=self.secret, db_name=DB_NAME, port=hub_port),
-            db=Database(self.db.uri, DB_NAME),
-        )
-        await self.ctx.db.ensure_indexes()
-        await seed_demo(self.ctx)
+        hub = await self.start_hub(self.rasa.url, port=hub_port)
+        log(f"hub on {hub.url}; log {hub.var_dir}")
+        ctx = await self.open_context(port=hub_port)
+        await seed_demo(ctx)
         log("demo tenant seeded")
         if not await self.rasa.wait_ready(300):
             raise RuntimeError(f"Rasa did not get ready; see {self.rasa.log_path}")
-        await wait_hub_healthy(self.hub.url, 60)
+        await wait_hub_healthy(hub.url, 60)
         log("rasa ready, hub healthy")
-
-    def _start_hub(self) -> None:
-        assert self.hub is not None
-        try:
-            self.hub.start(120)
-        finally:
-            if self.hub.process is not None:
-                _STARTED_PGIDS.append(self.hub.process.pid)
-            self._hub_thread_done.set()
 
     def cpu_seconds(self) -> dict[str, float]:
         """CPU time used so far by each started process (and this one)."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        out = {"bench": usage.ru_utime + usage.ru_stime}
+        out = {"bench": own_cpu_seconds()}
         pids = {
             "hub": self.hub.process.pid if self.hub and self.hub.process else None,
             "rasa": self.rasa.pid if self.rasa else None,
@@ -387,33 +334,11 @@ class LocalStack:
 
     async def stop(self) -> None:
         """Stop whatever was started, newest first; safe after a partial start."""
-        if self.hub is not None:
-            # a start still running in its thread may not have spawned the process yet
-            for _ in range(100):
-                if self.hub.process is not None or self._hub_thread_done.is_set():
-                    break
-                await asyncio.sleep(0.05)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.hub.stop)
+        await self.stop_hub()
         if self.rasa is not None:
             with contextlib.suppress(Exception):
                 await self.rasa.stop()
-        if self.ctx is not None:
-            with contextlib.suppress(Exception):
-                await self.ctx.db.close()
-        if self.db is not None:
-            with contextlib.suppress(Exception):
-                await self.db.stop()
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its reaped children, from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    ticks = sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        await self.stop_database()
 
 
 async def wait_hub_healthy(url: str, wait_s: float) -> None:
@@ -428,13 +353,6 @@ async def wait_hub_healthy(url: str, wait_s: float) -> None:
                     return
             await asyncio.sleep(0.5)
     raise RuntimeError(f"hub not healthy: {body}")
-
-
-def kill_leftovers() -> None:
-    """Last resort: SIGKILL the process groups this run started, if still there."""
-    for pgid in _STARTED_PGIDS:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
 
 
 # -- phases ---------------------------------------------------------------------------------------
@@ -537,16 +455,6 @@ async def rasa_senders(target: Target, count: int, known: Sequence[str] = ()) ->
         ]
         for _ in range(count)
     ]
-
-
-async def db_baseline(ctx: AppContext, calls: int) -> list[float]:
-    """Latency of one small database round trip (find_one by _id), sequential, in ms."""
-    out: list[float] = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await ctx.db.tenants.find_one({"_id": "no-such-id"})
-        out.append((time.perf_counter() - started) * 1000)
-    return out
 
 
 async def db_requests(ctx: AppContext | None) -> int | None:
@@ -741,7 +649,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         if target.ctx is not None:  # before the load, on fresh contacts
             rasa_seq, rasa_seq_fail = await sequential_baseline([])
-        db_lat = await db_baseline(target.ctx, 200) if target.ctx else []
+        db_lat = await db_round_trips_ms(target.ctx, 200) if target.ctx else []
         log(f"load: {args.sessions} sessions x {args.messages} messages")
         cpu_before = stack.cpu_seconds() if stack else {}
         requests_before = await db_requests(target.ctx)
@@ -779,10 +687,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if stack is not None:
             log("stopping hub, rasa and database")
             await stack.stop()
-        if ok and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log(f"logs and data kept in {root}")
+        clean_up_run_dir(root, succeeded=ok, keep=args.keep, contents="logs and data")
 
 
 def summarise(
@@ -902,22 +807,7 @@ ROWS = [
 
 def report(result: dict[str, Any]) -> None:
     """Readable figures (with rich when installed), then the JSON line last."""
-    if importlib.util.find_spec("rich") is not None:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title="bench.chat")
-        table.add_column("figure")
-        table.add_column("value")
-        for name, render in ROWS:
-            table.add_row(name, render(result))
-        Console().print(table)
-    else:
-        print("bench.chat")
-        for name, render in ROWS:
-            print(f"  {name:26} {render(result)}")
-    sys.stdout.flush()
-    print(json.dumps(result), flush=True)
+    print_report("bench.chat", [(name, render(result)) for name, render in ROWS], result, name_width=26)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -947,25 +837,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run, report, and always clean up what was started."""
     args = parse_args(argv)
-
-    async def entry() -> dict[str, Any]:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args)
-
-    coroutine: Coroutine[Any, Any, dict[str, Any]] = entry()
-    try:
-        result = asyncio.run(coroutine)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("interrupted")
-        sys.exit(130)
-    except RuntimeError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
-    finally:
-        kill_leftovers()
-    report(result)
+    report(run_to_completion(lambda: run(args)))
 
 
 if __name__ == "__main__":

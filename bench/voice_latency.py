@@ -32,25 +32,18 @@ import asyncio
 import audioop
 import base64
 import contextlib
-import importlib.util
 import json
 import os
 import random
 import re
-import resource
-import secrets
-import shutil
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
 import uuid
 import wave
 from collections import deque
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,14 +53,25 @@ import httpx
 from twilio.request_validator import RequestValidator
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
-from bench.chat import log, percentile, process_cpu_seconds, ratio, rounded
+from bench.common import (
+    HubStack,
+    clean_up_run_dir,
+    db_round_trips_ms,
+    log,
+    own_cpu_seconds,
+    percentile,
+    print_report,
+    process_cpu_seconds,
+    ratio,
+    rounded,
+    run_to_completion,
+    thread_cpu_seconds,
+)
 from bot.ivr import IvrSession, Listen, normalize, validate_flow
 from hub.auth import decode_token
 from hub.context import AppContext
-from hub.db import Database
-from hub.embedded_db import EmbeddedDatabase, free_port
+from hub.embedded_db import free_port
 from hub.ids import utcnow
-from hub.settings import Settings
 from hub.tenancy import create_tenant
 from tests.support import TWILIO_TOKEN, HubProcess
 from tests.voice_support import FRAME_BYTES, FRAME_MS, RATE, TwilioCaller, rms
@@ -86,10 +90,6 @@ SHORTFALL_S = 0.5  # an answer counts as complete at its expected duration minus
 VAD_STOP_S = 0.2  # pipecat's VAD stop_secs (VAD_STOP_SECS): silence before VADUserStoppedSpeakingFrame
 REPLY_DB_OPS = 6  # CallBrain stores the caller's words and the prompt: get_contact + $inc seq + insert, x2
 BASELINE_RUNS = 5
-
-# Process groups this run started; killed at exit if anything survived the normal stop.
-_STARTED_PGIDS: list[int] = []
-
 
 # -- the flows ------------------------------------------------------------------------------------
 
@@ -577,68 +577,35 @@ def piper_baseline() -> dict[str, Any]:
 
 async def db_baseline(ctx: AppContext, calls: int = 100) -> float | None:
     """One small database round trip (find_one by _id), sequential, p50 in ms."""
-    out = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await ctx.db.tenants.find_one({"_id": "no-such-id"})
-        out.append((time.perf_counter() - started) * 1000)
-    return percentile(out, 50)
+    return percentile(await db_round_trips_ms(ctx, calls), 50)
 
 
 # -- the stack ------------------------------------------------------------------------------------
 
 
-class LocalStack:
+class LocalStack(HubStack):
     """Embedded database and one hub process (Twilio token and timing log set), in a temporary dir."""
 
     def __init__(self, root: Path, with_timings: bool = True) -> None:
-        self.root = root
+        super().__init__(root, DB_NAME)
         self.with_timings = with_timings
-        self.secret = secrets.token_urlsafe(32)
         self.timings = root / "voice-timings.jsonl"
-        self.db: EmbeddedDatabase | None = None
-        self.hub: HubProcess | None = None
-        self.ctx: AppContext | None = None
         self.tenant_id = ""
-        self._hub_thread_done = threading.Event()
 
     async def start(self) -> None:
-        self.db = EmbeddedDatabase(self.root / "db" / "data", free_port(), self.root / "db" / "secantusd.log")
-        await self.db.start()
-        assert self.db.process is not None
-        _STARTED_PGIDS.append(self.db.process.pid)
-        log(f"embedded database on port {self.db.port}")
-        self.ctx = AppContext(
-            settings=Settings(secret=self.secret, db_name=DB_NAME), db=Database(self.db.uri, DB_NAME)
-        )
-        await self.ctx.db.ensure_indexes()
-        tenant = await create_tenant(self.ctx, f"voice-{uuid.uuid4().hex[:8]}", "Voice benchmark")
+        await self.start_database()
+        ctx = await self.open_context()
+        tenant = await create_tenant(ctx, f"voice-{uuid.uuid4().hex[:8]}", "Voice benchmark")
         self.tenant_id = tenant["_id"]
         for mode in MODES:
             flow = flow_doc(self.tenant_id, mode)
             validate_flow(flow)
-            await self.ctx.db.ivr_flows.replace_one({"_id": flow["_id"]}, flow, upsert=True)
-        self.hub = HubProcess(
-            self.root / "hub",
-            self.db.uri,
+            await ctx.db.ivr_flows.replace_one({"_id": flow["_id"]}, flow, upsert=True)
+        hub = await self.start_hub(
             f"http://127.0.0.1:{free_port()}",  # nothing listens there: no Rasa, none needed
-            env={
-                "HUB_SECRET": self.secret,
-                "HUB_DB_NAME": DB_NAME,
-                **({"HUB_VOICE_TIMINGS": str(self.timings)} if self.with_timings else {}),
-            },
+            env={"HUB_VOICE_TIMINGS": str(self.timings)} if self.with_timings else None,
         )
-        await asyncio.to_thread(self._start_hub)
-        log(f"hub on {self.hub.url}; log in {self.hub.var_dir}")
-
-    def _start_hub(self) -> None:
-        assert self.hub is not None
-        try:
-            self.hub.start(120)
-        finally:
-            if self.hub.process is not None:
-                _STARTED_PGIDS.append(self.hub.process.pid)
-            self._hub_thread_done.set()
+        log(f"hub on {hub.url}; log in {hub.var_dir}")
 
     @property
     def hub_pid(self) -> int:
@@ -647,13 +614,12 @@ class LocalStack:
 
     def cpu(self) -> dict[str, float]:
         """CPU seconds used so far by the hub, the database, this process and the whole host."""
-        usage = resource.getrusage(resource.RUSAGE_SELF)
         assert self.db is not None and self.db.process is not None
         return {
             "hub": process_cpu_seconds(self.hub_pid),
             "hub_loop": thread_cpu_seconds(self.hub_pid, self.hub_pid),
             "db": process_cpu_seconds(self.db.process.pid),
-            "bench": usage.ru_utime + usage.ru_stime,
+            "bench": own_cpu_seconds(),
             "host": host_busy_seconds(),
             "wall": time.monotonic(),
         }
@@ -674,30 +640,6 @@ class LocalStack:
             if process_cpu_seconds(self.hub_pid) - before < 0.025:
                 return
 
-    async def stop(self) -> None:
-        if self.hub is not None:
-            for _ in range(100):
-                if self.hub.process is not None or self._hub_thread_done.is_set():
-                    break
-                await asyncio.sleep(0.05)
-            with contextlib.suppress(Exception):
-                await asyncio.to_thread(self.hub.stop)
-        if self.ctx is not None:
-            with contextlib.suppress(Exception):
-                await self.ctx.db.close()
-        if self.db is not None:
-            with contextlib.suppress(Exception):
-                await self.db.stop()
-
-
-def thread_cpu_seconds(pid: int, tid: int) -> float:
-    """User + system CPU of one thread (the hub's main thread runs its event loop), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
 
 def host_busy_seconds() -> float:
     """CPU seconds all cores of the host spent busy (not idle or waiting for I/O), from /proc/stat."""
@@ -707,13 +649,6 @@ def host_busy_seconds() -> float:
         return 0.0
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
-def kill_leftovers() -> None:
-    """Last resort: SIGKILL the process groups this run started, if still there."""
-    for pgid in _STARTED_PGIDS:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
 
 
 # -- a level --------------------------------------------------------------------------------------
@@ -914,10 +849,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         log("stopping hub and database")
         await stack.stop()
-        if ok and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            log(f"logs, data and the timing log kept in {root}")
+        clean_up_run_dir(root, succeeded=ok, keep=args.keep, contents="logs, data and the timing log")
 
 
 def fmt(value: Any, unit: str = "") -> str:
@@ -993,29 +925,7 @@ def report(result: dict[str, Any]) -> None:
     for level in result["levels"]:
         rows += level_rows(level)
     title = f"bench.voice_latency ({result['turns_per_call']} turns per call, {result['total_s']} s)"
-    render: Callable[[], None]
-    if importlib.util.find_spec("rich") is not None:
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        table.add_column("figure")
-        table.add_column("value")
-        for name, value in rows:
-            table.add_row(name, value)
-
-        def render() -> None:
-            Console(width=200).print(table)
-    else:
-
-        def render() -> None:
-            print(title)
-            for name, value in rows:
-                print(f"  {name:30} {value}")
-
-    render()
-    sys.stdout.flush()
-    print(json.dumps(result, ensure_ascii=False), flush=True)
+    print_report(title, rows, result, name_width=30, console_width=200, ensure_ascii=False)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1051,25 +961,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-
-    async def entry() -> dict[str, Any]:
-        task = asyncio.current_task()
-        assert task is not None
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-        return await run(args)
-
-    coroutine: Coroutine[Any, Any, dict[str, Any]] = entry()
-    try:
-        result = asyncio.run(coroutine)
-    except (KeyboardInterrupt, asyncio.CancelledError):
-        log("interrupted")
-        sys.exit(130)
-    except RuntimeError as exc:
-        log(f"error: {exc}")
-        sys.exit(1)
-    finally:
-        kill_leftovers()
-    report(result)
+    report(run_to_completion(lambda: run(args)))
 
 
 if __name__ == "__main__":
