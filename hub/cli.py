@@ -50,10 +50,11 @@ def banner(settings: Settings, demo: bool) -> str:
         f"  Health          : {url}/healthz",
     ]
     if demo:
-        from hub.demo import DEMO_PASSWORD, DEMO_USERS
+        from hub.demo import DEMO_NUMBER, DEMO_PASSWORD, DEMO_USERS
 
         lines += [
-            f"  Demo web site   : {url}/demo   (the chat widget is bottom right)",
+            f"  Demo web site   : {url}/demo   (the chat widget is bottom right; its phone button calls)",
+            f"  Demo phone line : {DEMO_NUMBER} (a Twilio number's voice webhook: {url}/twilio/voice)",
             "",
             f"  Demo logins (tenant 'demo', password '{DEMO_PASSWORD}'):",
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.ivr import DEFAULT_FLOW
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import new_id, utcnow
@@ -9,6 +10,7 @@ from hub.tenancy import create_tenant, create_user, get_tenant_by_slug
 from knowledge.kb import upsert_article
 
 DEMO_TENANT = "demo"
+DEMO_NUMBER = "+15550100200"  # the demo phone line (point a Twilio number's webhook here)
 DEMO_PASSWORD = "northwind"
 DEMO_USERS = [
     ("admin@northwind.test", "Ada Admin", ["admin"], []),
@@ -157,5 +159,9 @@ async def seed_demo(ctx: AppContext, slug: str = DEMO_TENANT) -> Doc:
             {"tenant_id": tenant["_id"], "account_number": customer["account_number"]},
             {"$set": customer, "$setOnInsert": {"_id": new_id(), "created_at": utcnow()}},
             upsert=True,
+        )
+    if await ctx.db.ivr_flows.find_one({"number": DEMO_NUMBER}) is None:
+        await ctx.db.ivr_flows.insert_one(
+            {**DEFAULT_FLOW(tenant["_id"], DEMO_NUMBER), "created_at": utcnow()}
         )
     return tenant
