@@ -53,7 +53,6 @@ async def open_contact(
         "queued_at": None,
         "disposition": None,
         "note": None,
-        "fallbacks": 0,
         **(extra or {}),
     }
     await ctx.db.contacts.insert_one(contact)

@@ -16,7 +16,6 @@ import io
 import logging
 import wave
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from gridfs.asynchronous import AsyncGridFSBucket
@@ -478,10 +477,6 @@ async def run_worker(worker: PipelineWorker) -> None:
     runner = WorkerRunner(handle_sigint=False)
     with contextlib.suppress(asyncio.CancelledError):
         await runner.run(worker)
-
-
-def model_folder(path: str | None) -> Path | None:
-    return Path(path) if path else None
 
 
 async def preload_speech(ctx: AppContext) -> None:
