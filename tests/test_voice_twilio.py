@@ -127,6 +127,19 @@ async def contact_for(mongo: EmbeddedDatabase, hub: HubProcess, call_sid: str) -
         await ctx.db.close()
 
 
+async def contact_when(
+    mongo: EmbeddedDatabase, hub: HubProcess, call_sid: str, condition: Any, timeout: float = 30
+) -> dict[str, Any]:
+    """The call's contact (with its transcript) once `condition(contact)` holds."""
+
+    async def check() -> dict[str, Any] | None:
+        contact = await contact_for(mongo, hub, call_sid)
+        return contact if condition(contact) else None
+
+    result: dict[str, Any] = await wait_for(check, timeout=timeout)
+    return result
+
+
 async def wait_for(predicate: Any, timeout: float = 30, interval: float = 0.3) -> Any:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -197,11 +210,7 @@ async def test_spoken_menu_queue_agent_and_survey(
     # "상담원 연결" (connect me to an agent): the phrase espeak-ng + the Korean model get right reliably
     await caller.say(espeak_pcm("상담원 연결"), pause_s=2.0)
 
-    async def queued() -> dict[str, Any] | None:
-        contact = await contact_for(mongo, hub_nobot, call_sid)
-        return contact if contact["status"] in ("queued", "offered") else None
-
-    contact = await wait_for(queued)
+    contact = await contact_when(mongo, hub_nobot, call_sid, lambda c: c["status"] in ("queued", "offered"))
     said = [text for author, text in contact["messages"] if author == "visitor"]
     assert said and said[0] in ("상담원 연결", "상담원"), contact["messages"]
     assert contact["ivr_path"] == ["main", "billing"] and contact["skill"] == "billing"
@@ -224,11 +233,9 @@ async def test_spoken_menu_queue_agent_and_survey(
     await caller.press("4")
     await caller.silence(3.0)
 
-    async def surveyed() -> dict[str, Any] | None:
-        found = await contact_for(mongo, hub_nobot, call_sid)
-        return found if found.get("survey_score") is not None else None
-
-    contact = await wait_for(surveyed, timeout=15)
+    contact = await contact_when(
+        mongo, hub_nobot, call_sid, lambda c: c.get("survey_score") is not None, timeout=15
+    )
     assert contact["survey_score"] == 4
     # after thanking the caller the hub ends the call itself
     await asyncio.wait_for(caller._reader, 15)  # type: ignore[arg-type]
@@ -252,11 +259,7 @@ async def test_keys_and_caller_hanging_up_mid_sentence(
     await caller.silence(1.5)  # the opening-hours sentence is playing ...
     await caller.hang_up()  # ... and the caller hangs up
 
-    async def closed() -> dict[str, Any] | None:
-        contact = await contact_for(mongo, hub_nobot, call_sid)
-        return contact if contact["status"] == "closed" else None
-
-    contact = await wait_for(closed, timeout=20)
+    contact = await contact_when(mongo, hub_nobot, call_sid, lambda c: c["status"] == "closed", timeout=20)
     assert ("visitor", "[key 3]") in contact["messages"]
     assert contact["ivr_path"][:2] == ["main", "hours"]
     assert httpx.get(f"{hub_nobot.url}/healthz").json()["components"]["db"] == "ok"
@@ -296,11 +299,7 @@ async def test_without_a_speech_model_the_number_runs_on_keys(
     await caller.say(espeak_pcm("요금 조회"), pause_s=1.0)  # nobody listens to speech here
     await caller.press("1")
 
-    async def queued() -> dict[str, Any] | None:
-        contact = await contact_for(mongo, hub_nobot, call_sid)
-        return contact if contact["status"] in ("queued", "offered") else None
-
-    contact = await wait_for(queued)
+    contact = await contact_when(mongo, hub_nobot, call_sid, lambda c: c["status"] in ("queued", "offered"))
     assert contact["ivr_path"] == ["main", "billing"]
     assert not [text for author, text in contact["messages"] if author == "visitor" and "요금" in text]
     await caller.hang_up()
@@ -333,11 +332,7 @@ async def test_closed_hours_take_a_voicemail_that_becomes_a_callback_task(
     await caller.press("#")  # ends the recording
     await caller.silence(2.0)
 
-    async def recorded() -> dict[str, Any] | None:
-        contact = await contact_for(mongo, hub_nobot, call_sid)
-        return contact if contact.get("voicemail_id") else None
-
-    contact = await wait_for(recorded, timeout=20)
+    contact = await contact_when(mongo, hub_nobot, call_sid, lambda c: c.get("voicemail_id"), timeout=20)
     ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
     try:
         task = await ctx.db.tasks.find_one({"contact_id": contact["_id"]})
@@ -411,11 +406,7 @@ async def test_bot_node_sends_speech_to_rasa_with_the_contact_as_sender(
     # "0" works inside the bot too
     await caller.press("0")
 
-    async def queued() -> dict[str, Any] | None:
-        found = await contact_for(mongo, hub, call_sid)
-        return found if found["status"] in ("queued", "offered") else None
-
-    contact = await wait_for(queued)
+    contact = await contact_when(mongo, hub, call_sid, lambda c: c["status"] in ("queued", "offered"))
     assert contact["reason"] == "caller_pressed_0"
     await caller.hang_up()
 
@@ -451,11 +442,7 @@ async def test_queue_announcements_exit_key_callback_and_rasa_down(
         await caller.press("2")
         await caller.silence(3.0)
 
-        async def left() -> dict[str, Any] | None:
-            found = await contact_for(mongo, hub, call_sid)
-            return found if found["status"] == "closed" else None
-
-        contact = await wait_for(left, timeout=15)
+        contact = await contact_when(mongo, hub, call_sid, lambda c: c["status"] == "closed", timeout=15)
         ctx = context_for(mongo.uri, "hub_voice_q")
         task = await ctx.db.tasks.find_one({"contact_id": contact["_id"]})
         await ctx.db.close()
@@ -470,11 +457,9 @@ async def test_queue_announcements_exit_key_callback_and_rasa_down(
         await caller.silence(1.5)
         await caller.say(espeak_pcm("요금 조회"), pause_s=3.0)
 
-        async def queued() -> dict[str, Any] | None:
-            found = await contact_for(mongo, hub, call_sid)
-            return found if found["status"] in ("queued", "offered") else None
-
-        contact = await wait_for(queued, timeout=30)
+        contact = await contact_when(
+            mongo, hub, call_sid, lambda c: c["status"] in ("queued", "offered"), timeout=30
+        )
         assert contact["reason"] == "bot_unavailable"
         assert any("unavailable" in text for author, text in contact["messages"] if author == "bot")
         # Twilio's status callback for the caller hanging up closes the queued contact
