@@ -63,6 +63,9 @@ class Router:
         return await get_contact(self.ctx, contact_id)
 
     async def try_assign(self, contact: Doc) -> bool:
+        """Find a free agent for this contact's skill and offer them the longest-waiting
+        contact they can take (first come, first served: a sweep that reached `contact`
+        must not jump the queue when a slot frees up under it). True if an offer was made."""
         if contact["status"] != "queued":
             return False
         agent = await reserve_slot(
@@ -70,23 +73,37 @@ class Router:
         )
         if agent is None:
             return False
-        expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
-        offered = await update_contact(
-            self.ctx,
-            contact["_id"],
-            {
-                "status": "offered",
-                "offer": {"agent_id": agent["_id"], "agent_name": agent["name"], "expires_at": expires_at},
-            },
-            expect={"status": "queued"},
-        )
+        offered = await self._offer_longest_waiting(agent)
         if offered is None:
             await release_slot(self.ctx, agent["_id"])
             return False
         view = await self.offer_view(offered)
         self.ctx.bus.publish(f"user:{agent['_id']}", {"type": "offer", "offer": view})
-        log.info("offered contact %s to %s", contact["_id"], agent["name"])
+        log.info("offered contact %s to %s", offered["_id"], agent["name"])
         return True
+
+    async def _offer_longest_waiting(self, agent: Doc) -> Doc | None:
+        """Offer the reserved slot to the oldest queued contact this agent may take."""
+        expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
+        offer = {"agent_id": agent["_id"], "agent_name": agent["name"], "expires_at": expires_at}
+        query = {
+            "tenant_id": agent["tenant_id"],
+            "status": "queued",
+            "skill": {"$in": agent.get("skills", [])},
+        }
+        for _ in range(3):  # other routers may take the head meanwhile: look again
+            async for candidate in self.ctx.db.contacts.find(query).sort("queued_at", 1).limit(20):
+                if agent["_id"] in self._recently_declined(candidate):
+                    continue
+                offered = await update_contact(
+                    self.ctx,
+                    candidate["_id"],
+                    {"status": "offered", "offer": offer},
+                    expect={"status": "queued"},
+                )
+                if offered is not None:
+                    return offered
+        return None
 
     def _recently_declined(self, contact: Doc) -> list[str]:
         """Agents who declined or missed this contact lately are skipped; after the
@@ -96,14 +113,20 @@ class Router:
         return [d["agent_id"] for d in contact.get("declines", []) if _aware(d["at"]) > cutoff]
 
     async def assign_waiting(self, tenant_id: str | None = None) -> int:
-        """Offer every queued contact that can be offered now, oldest first."""
+        """Offer queued contacts while agents are free, oldest first."""
         query: Doc = {"status": "queued"}
         if tenant_id:
             query["tenant_id"] = tenant_id
         assigned = 0
+        exhausted: set[tuple[str, str]] = set()  # (tenant, skill) with no free agent this sweep
         async for contact in self.ctx.db.contacts.find(query).sort("queued_at", 1).limit(500):
+            key = (contact["tenant_id"], contact.get("skill") or "")
+            if key in exhausted:
+                continue
             if await self.try_assign(contact):
                 assigned += 1
+            else:
+                exhausted.add(key)
         return assigned
 
     # -- agent actions ----------------------------------------------------------------------
