@@ -59,6 +59,7 @@ class Settings:
     asr_model: str | None = "vosk-model-small-en-us-0.15"
     tts_voice: str = "en_US-joe-medium"
     queue_announce_s: float = 30.0
+    slot_repair_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -96,4 +97,5 @@ class Settings:
             asr_model=e.get("HUB_ASR_MODEL", "vosk-model-small-en-us-0.15") or None,
             tts_voice=e.get("HUB_TTS_VOICE") or "en_US-joe-medium",
             queue_announce_s=float(e.get("HUB_QUEUE_ANNOUNCE_S", "30")),
+            slot_repair_s=float(e.get("HUB_SLOT_REPAIR_S", "30")),
         )

@@ -18,7 +18,7 @@ from hub.contacts import append_message, get_contact, messages_after, update_con
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
-from routing.presence import release_slot, reserve_slot, set_status
+from routing.presence import release_slot, repair_slots, reserve_slot, set_status
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,7 @@ class Router:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self._wake = asyncio.Event()
+        self._last_repair = 0.0
 
     # -- queueing -------------------------------------------------------------------------
     async def enqueue(self, contact_id: str, skill: str, reason: str) -> Doc | None:
@@ -238,6 +239,11 @@ class Router:
 
     async def sweep(self) -> None:
         await self.expire_offers()
+        now = asyncio.get_running_loop().time()
+        if now - self._last_repair >= self.ctx.settings.slot_repair_s:
+            self._last_repair = now
+            if await repair_slots(self.ctx, self.ctx.settings.slot_repair_s):
+                log.warning("repaired agent slot counters left by an interrupted assignment")
         await self.assign_waiting()
 
     async def run(self, interval_s: float = 1.0) -> None:

@@ -7,6 +7,7 @@ offered more contacts than their capacity, whatever runs concurrently.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -26,6 +27,7 @@ async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
         {
             "$set": {"name": user["name"], "skills": user.get("skills", []), "tenant_id": user["tenant_id"]},
             "$setOnInsert": {
+                "slots_changed_at": utcnow(),
                 "status": "away",
                 "capacity": capacity,
                 "free_slots": capacity,
@@ -63,7 +65,7 @@ async def reserve_slot(ctx: AppContext, tenant_id: str, skill: str, exclude: lis
             "free_slots": {"$gt": 0},
             "_id": {"$nin": exclude},
         },
-        {"$inc": {"free_slots": -1}},
+        {"$inc": {"free_slots": -1}, "$set": {"slots_changed_at": utcnow()}},
         sort=[("idle_since", 1)],
         return_document=ReturnDocument.AFTER,
     )
@@ -76,7 +78,7 @@ async def release_slot(ctx: AppContext, agent_id: str) -> None:
     """Give a slot back (capped at capacity) and restart the agent's idle clock."""
     agent = await ctx.db.agents.find_one_and_update(
         {"_id": agent_id},
-        {"$inc": {"free_slots": 1}, "$set": {"idle_since": utcnow()}},
+        {"$inc": {"free_slots": 1}, "$set": {"idle_since": utcnow(), "slots_changed_at": utcnow()}},
         return_document=ReturnDocument.AFTER,
     )
     if agent is not None and agent["free_slots"] > agent["capacity"]:
@@ -92,3 +94,40 @@ def publish_presence(ctx: AppContext, agent: Doc) -> None:
 
 def public_presence(agent: Doc) -> dict[str, Any]:
     return {"status": agent["status"], "free_slots": agent["free_slots"], "capacity": agent["capacity"]}
+
+
+# A reservation is written within milliseconds; a counter untouched this long while it
+# disagrees with the contacts was left behind by a process killed mid-assignment.
+SLOT_REPAIR_AFTER_S = 30.0
+
+
+async def repair_slots(ctx: AppContext, older_than_s: float = SLOT_REPAIR_AFTER_S) -> int:
+    """Make free_slots agree with the contacts an agent holds, where it has drifted.
+
+    Only agents whose counter has not changed for a while are touched, and the write is
+    conditional on the counter being unchanged, so a reservation in flight is never undone.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    repaired = 0
+    async for agent in ctx.db.agents.find({"slots_changed_at": {"$lt": cutoff}}):
+        held = await ctx.db.contacts.count_documents(
+            {
+                "$or": [
+                    {"status": "offered", "offer.agent_id": agent["_id"]},
+                    {"status": "assigned", "agent_id": agent["_id"]},
+                ]
+            }
+        )
+        should_be = max(0, agent["capacity"] - held)
+        if agent["free_slots"] == should_be:
+            continue
+        fixed = await ctx.db.agents.update_one(
+            {
+                "_id": agent["_id"],
+                "free_slots": agent["free_slots"],
+                "slots_changed_at": agent["slots_changed_at"],
+            },
+            {"$set": {"free_slots": should_be, "slots_changed_at": utcnow()}},
+        )
+        repaired += fixed.modified_count
+    return repaired

@@ -145,3 +145,44 @@ async def test_ring_no_answer_moves_the_offer_and_sets_the_agent_away(
         await widget.close()
     finally:
         hub.stop()
+
+
+async def test_a_slot_counter_left_by_a_killed_process_is_repaired(
+    tmp_path: Path, own_db: EmbeddedDatabase
+) -> None:
+    """A hub killed between reserving an agent's slot and writing the offer leaves the counter
+    one short; the sweep notices the counter disagrees with the contacts and fixes it."""
+    hub = own_hub(tmp_path, own_db, HUB_SLOT_REPAIR_S="2")
+    try:
+        t = await make_tenant(own_db.uri, "hubtest", agents={"ann": ["general"]})
+        ann = Agent(hub.url, t["slug"], "ann@t.test")
+        await ann.login()
+        await ann.available()
+        ctx = context_for(own_db.uri, "hubtest")
+        agent_id = t["users"]["ann"]["_id"]
+        # what a crash mid-assignment leaves: two slots taken, no contact offered
+        from datetime import UTC, datetime, timedelta
+
+        long_ago = datetime.now(UTC) - timedelta(minutes=5)
+        await ctx.db.agents.update_one(
+            {"_id": agent_id}, {"$set": {"free_slots": 1, "slots_changed_at": long_ago}}
+        )
+        for _ in range(50):
+            agent = await ctx.db.agents.find_one({"_id": agent_id})
+            if agent is not None and agent["free_slots"] == agent["capacity"]:
+                break
+            await asyncio.sleep(0.2)
+        assert agent is not None and agent["free_slots"] == agent["capacity"] == 3
+        # a counter that agrees with the contacts is left alone
+        widget = Widget(hub.ws_url, t["slug"])
+        await widget.connect()
+        ack = await widget.say("hello?")
+        await ann.wait_offer(ack["contact_id"])
+        await asyncio.sleep(3)
+        agent = await ctx.db.agents.find_one({"_id": agent_id})
+        assert agent is not None and agent["free_slots"] == 2
+        await ctx.db.close()
+        await ann.close()
+        await widget.close()
+    finally:
+        hub.stop()
