@@ -27,6 +27,7 @@ from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
 from dashboard import tasks_api as dashboard_tasks
+from dashboard import wallboard as dashboard_wallboard
 from hub.context import AppContext
 from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_live,
         dashboard_pages,
         dashboard_tasks,
+        dashboard_wallboard,
         twilio_voice,
         twilio_media,
         webrtc_call,

@@ -150,6 +150,7 @@ async def update_contact(
 def publish_contact(ctx: AppContext, contact: Doc) -> None:
     event = {"type": "contact", "contact": public_contact(contact)}
     ctx.bus.publish(f"contact:{contact['_id']}", event)
+    ctx.bus.publish(f"tenant:{contact['tenant_id']}", event)
     if contact.get("agent_id"):
         ctx.bus.publish(f"user:{contact['agent_id']}", event)
 

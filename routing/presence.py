@@ -89,7 +89,9 @@ async def release_slot(ctx: AppContext, agent_id: str) -> None:
 
 
 def publish_presence(ctx: AppContext, agent: Doc) -> None:
-    ctx.bus.publish(f"user:{agent['_id']}", {"type": "presence", **public_presence(agent)})
+    event = {"type": "presence", **public_presence(agent)}
+    ctx.bus.publish(f"user:{agent['_id']}", event)
+    ctx.bus.publish(f"tenant:{agent['tenant_id']}", event)
 
 
 def public_presence(agent: Doc) -> dict[str, Any]:
