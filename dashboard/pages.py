@@ -1,4 +1,4 @@
-"""HTML pages: login, the agent desktop and the demo customer site."""
+"""HTML pages: login, the agent desktop, the supervisor wallboard and the demo customer site."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
-from hub.auth import SESSION_COOKIE, AuthError, principal_from_token
+from hub.auth import SESSION_COOKIE, AuthError, Principal, principal_from_token
 from hub.context import AppContext, get_ctx
 
 router = APIRouter(include_in_schema=False)
@@ -32,16 +32,51 @@ async def logout() -> RedirectResponse:
     return response
 
 
+async def _session(request: Request, ctx: AppContext) -> Principal | None:
+    """The signed-in user of the `hub_session` cookie, or None."""
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    try:
+        return await principal_from_token(ctx, token)
+    except AuthError:
+        return None
+
+
+FORBIDDEN_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>Not allowed \u2013 Contact hub</title>
+  <link rel="stylesheet" href="/static/app.css">
+</head>
+<body class="login-page">
+  <main class="login-card" id="forbidden">
+    <h1 class="login-title">Supervisors only</h1>
+    <p class="login-subtitle">The wallboard is for supervisors and admins.</p>
+    <a class="btn btn-primary" href="/agent">Back to the agent desktop</a>
+  </main>
+</body>
+</html>
+"""
+
+
 @router.get("/agent")
 async def agent_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
-    token = request.cookies.get(SESSION_COOKIE)
-    try:
-        if not token:
-            raise AuthError("not signed in")
-        await principal_from_token(ctx, token)
-    except AuthError:
+    if await _session(request, ctx) is None:
         return RedirectResponse("/login", status_code=303)
     return FileResponse(STATIC / "agent.html", media_type="text/html")
+
+
+@router.get("/wallboard")
+async def wallboard_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not principal.has_any("supervisor", "admin"):
+        return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
+    return FileResponse(STATIC / "wallboard.html", media_type="text/html")
 
 
 @router.get("/demo")

@@ -16,6 +16,7 @@
   var dom = {
     tenantName: $("tenant-name"), userName: $("user-name"), presence: $("presence"),
     presenceSlots: $("presence-slots"), wsState: $("ws-state"), logout: $("logout"),
+    wallboardLink: $("wallboard-link"),
     offers: $("offers"), offersEmpty: $("offers-empty"), offerCount: $("offer-count"),
     list: $("conversation-list"), listEmpty: $("conversations-empty"), listCount: $("conversation-count"),
     title: $("conversation-title"), meta: $("conversation-meta"),
@@ -934,6 +935,8 @@
     }
     dom.userName.textContent = me.name || me.email || "";
     dom.tenantName.textContent = me.tenant_name || me.tenant_slug || "";
+    var roles = me.roles || [];
+    dom.wallboardLink.hidden = roles.indexOf("supervisor") < 0 && roles.indexOf("admin") < 0;
     document.title = "Agent desktop – " + (me.tenant_name || "Contact hub");
     api("GET", "/api/agent/presence").then(setPresence, function () { /* shown on change */ });
     loadDispositions();

@@ -1,0 +1,300 @@
+/* Supervisor wallboard: big live tiles fed by the /ws/wallboard socket (snapshots of
+ * dashboard/wallboard.py). Waiting times tick locally between pushes; the socket
+ * reconnects with backoff. Plain ES2020; all data goes into the page through textContent.
+ */
+(function () {
+  "use strict";
+
+  var BACKOFF_MIN = 500;
+  var BACKOFF_MAX = 10000;
+  var STALE_MS = 15000;      // the hub pushes at least every 5 s; silence this long = dead socket
+  var SL_GOOD = 0.8;
+  var SL_WARN = 0.6;
+  var STATE_ORDER = ["available", "busy", "away", "offline"];
+
+  function $(id) { return document.getElementById(id); }
+
+  var dom = {
+    tenantName: $("tenant-name"), userName: $("user-name"), logout: $("logout"),
+    state: $("wb-state"), updated: $("wb-updated"), error: $("wb-error"),
+    waiting: $("wb-waiting"), longest: $("wb-longest"),
+    sl: $("wb-sl"), slTile: $("wb-sl-tile"), slSub: $("wb-sl-sub"),
+    answered: $("wb-answered"), abandoned: $("wb-abandoned"),
+    agents: $("wb-agents"), queues: $("wb-queues"), queuesEmpty: $("wb-queues-empty"),
+  };
+
+  var board = null;        // last snapshot
+  var boardAt = 0;         // Date.now() when it arrived (waits tick from here, not from the server clock)
+  var lastFrameAt = 0;
+
+  // ------------------------------------------------------------------ helpers
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text != null) node.textContent = String(text);
+    return node;
+  }
+
+  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+
+  function humanize(s) {
+    s = String(s == null ? "" : s).replace(/[_-]+/g, " ");
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  }
+
+  function mmss(seconds) {
+    var s = Math.max(0, Math.floor(Number(seconds) || 0));
+    var m = Math.floor(s / 60);
+    var r = s % 60;
+    return (m < 10 ? "0" : "") + m + ":" + (r < 10 ? "0" : "") + r;
+  }
+
+  function showError(text) {
+    dom.error.textContent = text || "";
+    dom.error.hidden = !text;
+  }
+
+  function ApiError(status, message) {
+    this.status = status;
+    this.message = message;
+  }
+
+  async function api(path) {
+    var resp;
+    try {
+      resp = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    } catch (e) {
+      throw new ApiError(0, "Cannot reach the server");
+    }
+    if (resp.status === 401) {
+      window.location.assign("/login");
+      throw new ApiError(401, "Not signed in");
+    }
+    var data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      var msg = data && typeof data.detail === "string" ? data.detail : "Request failed (" + resp.status + ")";
+      throw new ApiError(resp.status, msg);
+    }
+    return data;
+  }
+
+  // ------------------------------------------------------------------ rendering
+  function elapsed() { return board ? Math.max(0, (Date.now() - boardAt) / 1000) : 0; }
+
+  // A queue's longest wait now: the pushed figure plus the time since the push.
+  function waitNow(waiting, longest) { return waiting > 0 ? (Number(longest) || 0) + elapsed() : 0; }
+
+  function renderWaits() {
+    if (!board) return;
+    dom.longest.textContent = mmss(waitNow(board.waiting, board.longest_wait_s));
+    Array.prototype.forEach.call(dom.queues.querySelectorAll("tr[data-queue]"), function (row) {
+      var q = (board.queues || {})[row.getAttribute("data-queue")];
+      if (q) row.querySelector(".wb-queue-longest").textContent = mmss(waitNow(q.waiting, q.longest_wait_s));
+    });
+    if (board.at) {
+      var d = new Date(board.at);
+      if (!isNaN(d.getTime())) dom.updated.textContent = "Updated " + d.toLocaleTimeString();
+    }
+  }
+
+  function renderServiceLevel() {
+    var level = board.service_level;
+    var threshold = Math.round(Number(board.service_level_threshold_s) || 0);
+    dom.slTile.classList.remove("wb-good", "wb-warn", "wb-bad");
+    if (level == null) {
+      dom.sl.textContent = "–";
+      dom.sl.removeAttribute("data-level");
+      dom.slSub.textContent = "nothing answered or abandoned in 24 h · target: answered within " + threshold + " s";
+      return;
+    }
+    var pct = Math.round(level * 1000) / 10;
+    dom.sl.textContent = pct + " %";
+    dom.sl.setAttribute("data-level", level >= SL_GOOD ? "good" : level >= SL_WARN ? "warn" : "bad");
+    dom.slTile.classList.add(level >= SL_GOOD ? "wb-good" : level >= SL_WARN ? "wb-warn" : "wb-bad");
+    dom.slSub.textContent = "answered within " + threshold + " s · target " + Math.round(SL_GOOD * 100) + " %";
+  }
+
+  function renderAgents() {
+    var agents = board.agents || {};
+    var states = Object.keys(agents).sort(function (a, b) {
+      var ia = STATE_ORDER.indexOf(a), ib = STATE_ORDER.indexOf(b);
+      if (ia < 0) ia = STATE_ORDER.length;
+      if (ib < 0) ib = STATE_ORDER.length;
+      return ia - ib || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    clear(dom.agents);
+    if (!states.length) {
+      dom.agents.appendChild(el("div", "empty-note", "No agents."));
+      return;
+    }
+    states.forEach(function (state) {
+      var node = el("div", "wb-agent-state");
+      node.setAttribute("data-state", state);
+      node.appendChild(el("div", "wb-agent-count", agents[state]));
+      node.appendChild(el("div", "wb-agent-label", humanize(state)));
+      dom.agents.appendChild(node);
+    });
+  }
+
+  function renderQueues() {
+    var queues = board.queues || {};
+    var names = Object.keys(queues).sort(function (a, b) {
+      return (queues[b].waiting - queues[a].waiting) || (a < b ? -1 : a > b ? 1 : 0);
+    });
+    clear(dom.queues);
+    names.forEach(function (name) {
+      var row = el("tr");
+      row.setAttribute("data-queue", name);
+      row.appendChild(el("td", "wb-queue-name", humanize(name)));
+      row.appendChild(el("td", "num wb-queue-waiting", queues[name].waiting));
+      row.appendChild(el("td", "num wb-queue-longest"));
+      dom.queues.appendChild(row);
+    });
+    dom.queuesEmpty.hidden = names.length > 0;
+  }
+
+  function render(snapshot) {
+    board = snapshot;
+    boardAt = Date.now();
+    dom.waiting.textContent = String(snapshot.waiting != null ? snapshot.waiting : 0);
+    dom.answered.textContent = String(snapshot.answered_24h != null ? snapshot.answered_24h : 0);
+    dom.abandoned.textContent = String(snapshot.abandoned_24h != null ? snapshot.abandoned_24h : 0);
+    renderServiceLevel();
+    renderAgents();
+    renderQueues();
+    renderWaits();
+  }
+
+  // ------------------------------------------------------------------ live socket
+  var ws = null;
+  var wsBackoff = BACKOFF_MIN;
+  var wsTimer = null;
+  var stopped = false;
+
+  function setState(kind) {
+    var text = { live: "Live", reconnecting: "Reconnecting…", connecting: "Connecting…", stopped: "Offline" }[kind];
+    dom.state.textContent = text;
+    dom.state.setAttribute("data-state", kind);
+    dom.state.className = "ws-state " + (kind === "live" ? "ws-online" : "ws-offline");
+  }
+
+  function connectSocket() {
+    clearTimeout(wsTimer);
+    wsTimer = null;
+    if (stopped) return;
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/wallboard";
+    var sock;
+    try { sock = new WebSocket(url); } catch (e) { scheduleSocket(); return; }
+    ws = sock;
+    sock.onmessage = function (ev) {
+      if (ws !== sock) return;
+      var f;
+      try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (!f || f.type !== "wallboard") return;
+      wsBackoff = BACKOFF_MIN;       // reset only once the hub accepted us and pushed a snapshot
+      lastFrameAt = Date.now();
+      setState("live");
+      showError("");
+      render(f);
+    };
+    sock.onclose = function (ev) {
+      if (ws !== sock) return;
+      ws = null;
+      if (ev.code === 4403) {
+        stopped = true;
+        setState("stopped");
+        showError("The wallboard is for supervisors and admins.");
+        return;
+      }
+      setState("reconnecting");
+      if (ev.code === 4401) {
+        // the session is gone or expired: api() sends the browser to /login on 401
+        api("/api/me").catch(function () { /* redirected */ });
+      }
+      scheduleSocket();
+    };
+    sock.onerror = function () { /* onclose follows */ };
+  }
+
+  function scheduleSocket() {
+    if (wsTimer || stopped) return;
+    var delay = wsBackoff;
+    wsBackoff = Math.min(wsBackoff * 2, BACKOFF_MAX);
+    wsTimer = setTimeout(function () { wsTimer = null; connectSocket(); }, delay);
+  }
+
+  function reconnectNow() {
+    if (stopped) return;
+    wsBackoff = BACKOFF_MIN;
+    if (ws) {
+      var old = ws;
+      ws = null;
+      try { old.close(); } catch (e) { /* already closed */ }
+    }
+    setState("reconnecting");
+    clearTimeout(wsTimer);
+    wsTimer = null;
+    connectSocket();
+  }
+
+  function tick() {
+    renderWaits();
+    // a socket that stopped delivering (sleeping laptop, dead proxy) is replaced
+    if (ws && ws.readyState === 1 && lastFrameAt && Date.now() - lastFrameAt > STALE_MS) reconnectNow();
+  }
+
+  // ------------------------------------------------------------------ start
+  dom.logout.addEventListener("click", function (ev) {
+    ev.preventDefault();
+    var go = function () { window.location.assign("/logout"); };
+    try {
+      fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true }).then(go, go);
+    } catch (e) { go(); }
+  });
+
+  async function boot() {
+    setState("connecting");
+    var me;
+    try {
+      me = await api("/api/me");
+    } catch (e) {
+      if (e.status !== 401) {
+        showError("Cannot reach the server: " + e.message + ". Retrying…");
+        setTimeout(boot, 3000);
+      }
+      return;
+    }
+    dom.userName.textContent = me.name || me.email || "";
+    dom.tenantName.textContent = me.tenant_name || me.tenant_slug || "";
+    document.title = "Wallboard – " + (me.tenant_name || "Contact hub");
+    var roles = me.roles || [];
+    if (roles.indexOf("supervisor") < 0 && roles.indexOf("admin") < 0) {
+      stopped = true;
+      setState("stopped");
+      showError("The wallboard is for supervisors and admins.");
+      return;
+    }
+    showError("");
+    try {
+      var first = await api("/api/wallboard");
+      if (!board && first) render(first);
+    } catch (e) {
+      if (e.status === 401) return;
+      /* the socket's first push fills the board */
+    }
+    lastFrameAt = Date.now();
+    connectSocket();
+    setInterval(tick, 1000);
+    window.addEventListener("online", function () { if (!ws || ws.readyState !== 1) reconnectNow(); });
+  }
+
+  // For tests and debugging.
+  window.Wallboard = {
+    state: function () {
+      return { board: board, socket: !!(ws && ws.readyState === 1), stopped: stopped };
+    },
+  };
+
+  boot();
+})();
