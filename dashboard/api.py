@@ -11,6 +11,7 @@ from hub.auth import SESSION_COOKIE, Principal, authenticate, current_user, requ
 from hub.contacts import append_message, get_contact, messages_after, public_contact, public_message
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
+from hub.ids import iso
 from knowledge.customers import get_customer, public_customer
 from knowledge.kb import public_article, search
 from routing.assignment import RoutingError
@@ -274,3 +275,74 @@ async def kb_search(
     return [
         public_article(h.article, h.score) for h in await search(ctx, principal.tenant_id, q[:500], limit=8)
     ]
+
+
+class AssignRequest(BaseModel):
+    agent_id: str = Field(min_length=1, max_length=64)
+
+
+class MoveRequest(BaseModel):
+    skill: str = Field(min_length=1, max_length=60)
+
+
+SUPERVISOR = require_roles("supervisor", "admin")
+
+
+@router.get("/queue")
+async def waiting_contacts(
+    principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    """Everything waiting in the tenant, oldest first (for pickup and supervision)."""
+    cursor = ctx.db.contacts.find(
+        {"tenant_id": principal.tenant_id, "status": {"$in": ["queued", "offered"]}}
+    ).sort("queued_at", 1)
+    return [{**public_contact(c), "queued_at": iso(c.get("queued_at"))} async for c in cursor.limit(200)]
+
+
+@router.post("/contacts/{contact_id}/pickup")
+async def pickup(
+    contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    """An agent takes a waiting contact from any queue (where the tenant allows it)."""
+    tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id}, {"allow_pickup": 1}) or {}
+    if not tenant.get("allow_pickup", True) and not principal.has_any("supervisor", "admin"):
+        raise HTTPException(403, "picking up from other queues is not allowed in this tenant")
+    await _agent(ctx, principal)
+    try:
+        contact = await ctx.require_router().assign_to(
+            contact_id, principal.user_id, principal.tenant_id, by=principal.user_id
+        )
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_contact(contact)
+
+
+@router.post("/contacts/{contact_id}/assign")
+async def force_assign(
+    contact_id: str,
+    body: AssignRequest,
+    principal: Principal = SUPERVISOR,
+    ctx: AppContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    user = await ctx.db.users.find_one({"_id": body.agent_id, "tenant_id": principal.tenant_id})
+    if user is None:
+        raise HTTPException(404, "no such agent")
+    await ensure_agent(ctx, user)
+    try:
+        contact = await ctx.require_router().assign_to(
+            contact_id, body.agent_id, principal.tenant_id, by=principal.user_id
+        )
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_contact(contact)
+
+
+@router.post("/contacts/{contact_id}/move")
+async def move(
+    contact_id: str, body: MoveRequest, principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    try:
+        contact = await ctx.require_router().move(contact_id, principal.tenant_id, body.skill)
+    except RoutingError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_contact(contact)

@@ -18,7 +18,7 @@ from hub.contacts import append_message, get_contact, messages_after, update_con
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
-from routing.presence import release_slot, repair_slots, reserve_slot, set_status
+from routing.presence import release_slot, repair_slots, reserve_slot, set_status, take_slot
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,51 @@ class Router:
             revoked = {"type": "offer_revoked", "contact_id": contact_id}
             self.ctx.bus.publish(f"user:{offer['agent_id']}", revoked)
         return closed
+
+    async def assign_to(self, contact_id: str, agent_id: str, tenant_id: str, *, by: str) -> Doc:
+        """A waiting contact goes straight to a given agent: an agent picking up a contact
+        from any queue, or a supervisor assigning one. The agent's capacity still holds."""
+        contact = await get_contact(self.ctx, contact_id, tenant_id)
+        if contact is None or contact["status"] not in ("queued", "offered"):
+            raise RoutingError("this contact is not waiting")
+        agent = await take_slot(self.ctx, tenant_id, agent_id)
+        if agent is None:
+            raise RoutingError("that agent has no free slot")
+        previous = (contact.get("offer") or {}).get("agent_id")
+        assigned = await update_contact(
+            self.ctx,
+            contact_id,
+            {
+                "status": "assigned",
+                "agent_id": agent_id,
+                "agent_name": agent["name"],
+                "offer": None,
+                "assigned_at": utcnow(),
+                "assigned_by": by,
+            },
+            expect={"status": contact["status"], "updated_at": contact["updated_at"]},
+        )
+        if assigned is None:
+            await release_slot(self.ctx, agent_id)
+            raise RoutingError("this contact changed meanwhile; try again")
+        if contact["status"] == "offered" and previous:
+            await release_slot(self.ctx, previous)
+            self.ctx.bus.publish(f"user:{previous}", {"type": "offer_revoked", "contact_id": contact_id})
+        await append_message(self.ctx, assigned, "system", f"{agent['name']} joined the conversation.")
+        return assigned
+
+    async def move(self, contact_id: str, tenant_id: str, skill: str) -> Doc:
+        """A supervisor moves a waiting contact to another skill group; it keeps its place in time."""
+        contact = await get_contact(self.ctx, contact_id, tenant_id)
+        if contact is None or contact["status"] not in ("queued", "offered"):
+            raise RoutingError("this contact is not waiting")
+        if contact["status"] == "offered":
+            await self._withdraw_offer(contact_id, contact["offer"]["agent_id"], tenant_id)
+        moved = await update_contact(self.ctx, contact_id, {"skill": skill}, expect={"status": "queued"})
+        if moved is None:
+            raise RoutingError("this contact changed meanwhile; try again")
+        await self.try_assign(moved)
+        return await get_contact(self.ctx, contact_id) or moved
 
     async def set_presence(self, agent_id: str, status: str) -> Doc | None:
         agent = await set_status(self.ctx, agent_id, status)

@@ -133,3 +133,15 @@ async def repair_slots(ctx: AppContext, older_than_s: float = SLOT_REPAIR_AFTER_
         )
         repaired += fixed.modified_count
     return repaired
+
+
+async def take_slot(ctx: AppContext, tenant_id: str, agent_id: str) -> Doc | None:
+    """Take one slot of a specific agent (pickups and supervisor assignments), if free."""
+    agent = await ctx.db.agents.find_one_and_update(
+        {"_id": agent_id, "tenant_id": tenant_id, "free_slots": {"$gt": 0}},
+        {"$inc": {"free_slots": -1}, "$set": {"slots_changed_at": utcnow()}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if agent is not None:
+        publish_presence(ctx, agent)
+    return agent
