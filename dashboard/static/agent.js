@@ -947,8 +947,39 @@
     setInterval(refreshContacts, POLL_MS);
     refreshTasks();
     setInterval(refreshTasks, 15000);
+    refreshQueue();
+    setInterval(refreshQueue, 5000);
     window.addEventListener("online", function () {
       if (!ws) { wsBackoff = BACKOFF_MIN; clearTimeout(wsTimer); wsTimer = null; connectSocket(); }
+    });
+  }
+
+  // ------------------------------------------------------------------ waiting in all queues (pickup)
+  async function refreshQueue() {
+    var list = $("queue-list");
+    var waiting;
+    try { waiting = await api("GET", "/api/queue"); } catch (e) { return; }
+    clear(list);
+    $("queue-empty").style.display = waiting.length ? "none" : "";
+    $("queue-count").textContent = waiting.length ? String(waiting.length) : "";
+    waiting.forEach(function (c) {
+      var node = el("div", "task queue-item");
+      node.setAttribute("data-contact-id", c.id);
+      node.appendChild(el("div", "task-title", humanize(c.channel) + " · " + humanize(c.skill || "general")));
+      node.appendChild(el("div", "task-meta", "waiting since " + fmtTime(c.queued_at) +
+        (c.status === "offered" ? " · being offered" : "")));
+      var take = el("button", "btn btn-small queue-pickup", "Pick up");
+      take.type = "button";
+      take.addEventListener("click", async function () {
+        take.disabled = true;
+        try {
+          await api("POST", "/api/contacts/" + encodeURIComponent(c.id) + "/pickup");
+          await refreshContacts();
+        } catch (e) { toast(e.message, "error"); }
+        refreshQueue();
+      });
+      node.appendChild(take);
+      list.appendChild(node);
     });
   }
 
