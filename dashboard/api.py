@@ -308,9 +308,13 @@ async def pickup(
     if not tenant.get("allow_pickup", True) and not principal.has_any("supervisor", "admin"):
         raise HTTPException(403, "picking up from other queues is not allowed in this tenant")
     await _agent(ctx, principal)
+    return await _assign(ctx, contact_id, principal.user_id, principal)
+
+
+async def _assign(ctx: AppContext, contact_id: str, agent_id: str, principal: Principal) -> dict[str, Any]:
     try:
         contact = await ctx.require_router().assign_to(
-            contact_id, principal.user_id, principal.tenant_id, by=principal.user_id
+            contact_id, agent_id, principal.tenant_id, by=principal.user_id
         )
     except RoutingError as exc:
         raise HTTPException(409, str(exc)) from exc
@@ -328,13 +332,7 @@ async def force_assign(
     if user is None:
         raise HTTPException(404, "no such agent")
     await ensure_agent(ctx, user)
-    try:
-        contact = await ctx.require_router().assign_to(
-            contact_id, body.agent_id, principal.tenant_id, by=principal.user_id
-        )
-    except RoutingError as exc:
-        raise HTTPException(409, str(exc)) from exc
-    return public_contact(contact)
+    return await _assign(ctx, contact_id, body.agent_id, principal)
 
 
 @router.post("/contacts/{contact_id}/move")
