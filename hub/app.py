@@ -26,6 +26,7 @@ from dashboard import api as dashboard_api
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
+from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
 from dashboard import wallboard as dashboard_wallboard
 from hub.context import AppContext
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_live,
         dashboard_pages,
         dashboard_tasks,
+        dashboard_routing,
         dashboard_wallboard,
         twilio_voice,
         twilio_media,

@@ -32,6 +32,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("kb_articles", [("tenant_id", ASCENDING), ("slug", ASCENDING)], {"unique": True}),
     ("tickets", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
     ("ivr_flows", [("number", ASCENDING)], {"unique": True}),
+    ("queues", [("tenant_id", ASCENDING), ("name", ASCENDING)], {}),
 ]
 
 

@@ -1,0 +1,122 @@
+"""Admin API for routing configuration: queues, and agents' skill levels.
+
+Queues are stored as `routing.model.Queue` documents; the live router still routes by
+skill name (issue 4 wires queues, levels and strategies in). Skill levels are kept on
+the user as `skill_levels` with `skills` (the names) in step, so routing by name works
+with what supervisors set here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException
+from pydantic import BaseModel, Field, ValidationError
+
+from hub.auth import Principal, require_roles
+from hub.context import AppContext, get_ctx
+from hub.ids import new_id
+from routing.model import Queue
+from routing.presence import ensure_agent
+
+router = APIRouter(prefix="/api")
+SUPERVISOR = require_roles("supervisor", "admin")
+
+
+def _queue(body: dict[str, Any], tenant_id: str, queue_id: str) -> Queue:
+    try:
+        return Queue.model_validate({**body, "id": queue_id, "tenant_id": tenant_id})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise HTTPException(422, problems) from exc
+
+
+def public_queue(doc: dict[str, Any]) -> dict[str, Any]:
+    return Queue.from_doc(doc).model_dump(mode="json")
+
+
+@router.get("/queues")
+async def list_queues(
+    principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    cursor = ctx.db.queues.find({"tenant_id": principal.tenant_id}).sort("name", 1)
+    return [public_queue(doc) async for doc in cursor.limit(500)]
+
+
+@router.post("/queues", status_code=201)
+async def create_queue(
+    body: dict[str, Any] = Body(...), principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    queue = _queue(body, principal.tenant_id, new_id())
+    await ctx.db.queues.insert_one(queue.to_doc())
+    return queue.model_dump(mode="json")
+
+
+@router.put("/queues/{queue_id}")
+async def replace_queue(
+    queue_id: str,
+    body: dict[str, Any] = Body(...),
+    principal: Principal = SUPERVISOR,
+    ctx: AppContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    queue = _queue(body, principal.tenant_id, queue_id)
+    result = await ctx.db.queues.replace_one(
+        {"_id": queue_id, "tenant_id": principal.tenant_id}, queue.to_doc()
+    )
+    if result.matched_count == 0:
+        raise HTTPException(404, "no such queue")
+    return queue.model_dump(mode="json")
+
+
+@router.delete("/queues/{queue_id}", status_code=204)
+async def delete_queue(
+    queue_id: str, principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> None:
+    result = await ctx.db.queues.delete_one({"_id": queue_id, "tenant_id": principal.tenant_id})
+    if result.deleted_count == 0:
+        raise HTTPException(404, "no such queue")
+
+
+class SkillLevels(BaseModel):
+    skills: dict[str, int] = Field(description="skill name -> level 1..10")
+
+
+@router.get("/agents")
+async def list_agents(
+    principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    out = []
+    async for user in ctx.db.users.find({"tenant_id": principal.tenant_id, "roles": "agent"}).sort("name", 1):
+        presence = await ctx.db.agents.find_one({"_id": user["_id"]}) or {}
+        levels = user.get("skill_levels") or {name: 5 for name in user.get("skills", [])}
+        out.append(
+            {
+                "id": user["_id"],
+                "name": user["name"],
+                "email": user["email"],
+                "skills": levels,
+                "status": presence.get("status", "offline"),
+                "free_slots": presence.get("free_slots"),
+                "capacity": presence.get("capacity"),
+            }
+        )
+    return out
+
+
+@router.put("/agents/{user_id}/skills")
+async def set_skills(
+    user_id: str, body: SkillLevels, principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    bad = {name: level for name, level in body.skills.items() if not 1 <= level <= 10 or not name.strip()}
+    if bad:
+        raise HTTPException(422, f"skill levels must be 1-10 with a name: {bad}")
+    user = await ctx.db.users.find_one_and_update(
+        {"_id": user_id, "tenant_id": principal.tenant_id},
+        {"$set": {"skill_levels": body.skills, "skills": sorted(body.skills)}},
+        return_document=True,
+    )
+    if user is None:
+        raise HTTPException(404, "no such agent")
+    await ensure_agent(ctx, user)  # the live router reads skills from the agent document
+    await ctx.require_router().assign_waiting(principal.tenant_id)
+    return {"id": user_id, "skills": body.skills}
