@@ -1,4 +1,5 @@
-"""HTML pages: login, the agent desktop, the supervisor wallboard and the demo customer site."""
+"""HTML pages: login, the agent desktop, the supervisor wallboard and routing pages, and the demo
+customer site."""
 
 from __future__ import annotations
 
@@ -54,7 +55,7 @@ FORBIDDEN_PAGE = """<!DOCTYPE html>
 <body class="login-page">
   <main class="login-card" id="forbidden">
     <h1 class="login-title">Supervisors only</h1>
-    <p class="login-subtitle">The wallboard is for supervisors and admins.</p>
+    <p class="login-subtitle">This page is for supervisors and admins.</p>
     <a class="btn btn-primary" href="/agent">Back to the agent desktop</a>
   </main>
 </body>
@@ -69,14 +70,24 @@ async def agent_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Re
     return FileResponse(STATIC / "agent.html", media_type="text/html")
 
 
-@router.get("/wallboard")
-async def wallboard_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+async def _supervisor_page(request: Request, ctx: AppContext, filename: str) -> Response:
+    """A static page for supervisors and admins: signed out goes to the login, others get a 403."""
     principal = await _session(request, ctx)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
     if not principal.has_any("supervisor", "admin"):
         return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
-    return FileResponse(STATIC / "wallboard.html", media_type="text/html")
+    return FileResponse(STATIC / filename, media_type="text/html")
+
+
+@router.get("/wallboard")
+async def wallboard_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    return await _supervisor_page(request, ctx, "wallboard.html")
+
+
+@router.get("/routing")
+async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    return await _supervisor_page(request, ctx, "routing.html")
 
 
 @router.get("/demo")

@@ -17,6 +17,7 @@
     tenantName: $("tenant-name"), userName: $("user-name"), presence: $("presence"),
     presenceSlots: $("presence-slots"), wsState: $("ws-state"), logout: $("logout"),
     wallboardLink: $("wallboard-link"),
+    routingLink: $("routing-link"),
     offers: $("offers"), offersEmpty: $("offers-empty"), offerCount: $("offer-count"),
     list: $("conversation-list"), listEmpty: $("conversations-empty"), listCount: $("conversation-count"),
     title: $("conversation-title"), meta: $("conversation-meta"),
@@ -936,7 +937,9 @@
     dom.userName.textContent = me.name || me.email || "";
     dom.tenantName.textContent = me.tenant_name || me.tenant_slug || "";
     var roles = me.roles || [];
-    dom.wallboardLink.hidden = roles.indexOf("supervisor") < 0 && roles.indexOf("admin") < 0;
+    var supervisor = roles.indexOf("supervisor") >= 0 || roles.indexOf("admin") >= 0;
+    dom.wallboardLink.hidden = !supervisor;
+    dom.routingLink.hidden = !supervisor;
     document.title = "Agent desktop – " + (me.tenant_name || "Contact hub");
     api("GET", "/api/agent/presence").then(setPresence, function () { /* shown on change */ });
     loadDispositions();
