@@ -45,14 +45,7 @@
   var customerCache = new Map(); // customer_id -> GET /api/customers/{id}
 
   // ------------------------------------------------------------------ helpers
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = String(text);
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  var el = HubDesk.el, clear = HubDesk.clear, api = HubDesk.api;
 
   function newClientId() {
     try {
@@ -92,39 +85,6 @@
     dom.toast.hidden = false;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(function () { dom.toast.hidden = true; }, 4000);
-  }
-
-  function ApiError(status, message) {
-    this.status = status;
-    this.message = message;
-  }
-
-  async function api(method, path, body) {
-    var opts = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
-    if (body !== undefined) {
-      opts.headers["Content-Type"] = "application/json";
-      opts.body = JSON.stringify(body);
-    }
-    var resp;
-    try {
-      resp = await fetch(path, opts);
-    } catch (e) {
-      throw new ApiError(0, "Cannot reach the server");
-    }
-    if (resp.status === 401) {
-      window.location.assign("/login");
-      throw new ApiError(401, "Not signed in");
-    }
-    var data = null;
-    var text = await resp.text();
-    if (text) { try { data = JSON.parse(text); } catch (e) { data = null; } }
-    if (!resp.ok) {
-      var msg = data && data.detail;
-      if (Array.isArray(msg)) msg = msg.map(function (d) { return d && d.msg; }).filter(Boolean).join("; ");
-      if (typeof msg !== "string" || !msg) msg = "Request failed (" + resp.status + ")";
-      throw new ApiError(resp.status, msg);
-    }
-    return data;
   }
 
   function isFinished(contact) {

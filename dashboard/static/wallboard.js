@@ -28,14 +28,7 @@
   var lastFrameAt = 0;
 
   // ------------------------------------------------------------------ helpers
-  function el(tag, className, text) {
-    var node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text != null) node.textContent = String(text);
-    return node;
-  }
-
-  function clear(node) { while (node.firstChild) node.removeChild(node.firstChild); }
+  var el = HubDesk.el, clear = HubDesk.clear;
 
   function humanize(s) {
     s = String(s == null ? "" : s).replace(/[_-]+/g, " ");
@@ -54,30 +47,7 @@
     dom.error.hidden = !text;
   }
 
-  function ApiError(status, message) {
-    this.status = status;
-    this.message = message;
-  }
-
-  async function api(path) {
-    var resp;
-    try {
-      resp = await fetch(path, { credentials: "same-origin", headers: { Accept: "application/json" } });
-    } catch (e) {
-      throw new ApiError(0, "Cannot reach the server");
-    }
-    if (resp.status === 401) {
-      window.location.assign("/login");
-      throw new ApiError(401, "Not signed in");
-    }
-    var data = null;
-    try { data = await resp.json(); } catch (e) { data = null; }
-    if (!resp.ok) {
-      var msg = data && typeof data.detail === "string" ? data.detail : "Request failed (" + resp.status + ")";
-      throw new ApiError(resp.status, msg);
-    }
-    return data;
-  }
+  function api(path) { return HubDesk.api("GET", path); }
 
   // ------------------------------------------------------------------ rendering
   function elapsed() { return board ? Math.max(0, (Date.now() - boardAt) / 1000) : 0; }
