@@ -206,7 +206,9 @@ async def test_visitor_calls_from_the_widget_and_is_queued_by_voice(
     contact = await wait_for(queued, timeout=45, what="the web call queued")
     assert contact["_id"] == state["contact_id"]
     heard = [text for author, text in contact["messages"] if author == "visitor"]
-    assert heard and heard[0] in (PHRASE, "상담원"), contact["messages"]
+    # Chromium loops the WAV: the call may start listening mid-phrase ("연결" alone, which
+    # the menu rejects), so the phrase is asked for again and recognised on a later loop
+    assert {PHRASE, "상담원"} & set(heard), contact["messages"]
     assert contact["skill"] == "support" and contact["ivr_path"] == ["main", "support"]
     assert contact["call_status"] == "in-progress" and contact["flow_id"] == f"webflow-{tenant_id}"
     assert contact["web_visitor_id"] and contact["visitor_id"] is None
