@@ -179,8 +179,13 @@ class BotNode(_Node):
 
 
 class QueueNode(_Node):
+    """Hand the caller to the router: the queue `queue_id` if given, else the queue for
+    `skill`; `agent_id` routes to that agent only (direct routing)."""
+
     type: Literal["queue"]
     skill: str = Field(min_length=1, max_length=60)
+    queue_id: str | None = Field(default=None, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=64)
     prompt: Prompt | None = None
     hold_music: str | None = Field(default=None, max_length=100)
     position_announcements: bool = False
@@ -189,6 +194,8 @@ class QueueNode(_Node):
     voicemail_prompt: Prompt = text("Please leave your message after the tone.")
     voicemail_max_seconds: int = Field(default=120, ge=5, le=600)
     callback_prompt: Prompt = text("Thank you. We will call you back as soon as an agent is free.")
+    # Played when the queue's escalation steps offer a way out; {keys} lists them.
+    escalation_prompt: str = "All our agents are still busy. {keys}"
     reason: str = "ivr_selection"
 
     @field_validator("exit_keys")
@@ -559,6 +566,8 @@ class EnterBot:
 class Enqueue:
     skill: str
     reason: str
+    queue_id: str | None = None
+    agent_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -640,6 +649,7 @@ class IvrSession:
         self.skill: str | None = None
         self.reason: str | None = None
         self.queue_node: str | None = None
+        self.escalation_keys: dict[str, Literal["voicemail", "callback"]] = {}
         self.agent_code: str | None = None
         self.survey_score: int | None = None
         self.survey_attempts = 0
@@ -838,7 +848,7 @@ class IvrSession:
         self.skill = skill
         self.reason = reason
         actions: list[Action] = [Play(node.prompt)] if node.prompt else []
-        actions.append(Enqueue(skill, reason))
+        actions.append(Enqueue(skill, reason, node.queue_id, node.agent_id))
         if node.hold_music:
             actions.append(StartHoldMusic(node.hold_music))
         if node.exit_keys:
@@ -852,9 +862,41 @@ class IvrSession:
             return node
         return self._operator_node()
 
+    # Keys offered by the router's escalation steps when the queue node has none of its own.
+    ESCALATION_KEYS: ClassVar[dict[str, Literal["voicemail", "callback"]]] = {
+        "1": "callback",
+        "2": "voicemail",
+    }
+    ESCALATION_WORDS: ClassVar[dict[str, str]] = {
+        "callback": "Press {key} and we will call you back.",
+        "voicemail": "Press {key} to leave a message.",
+    }
+
+    def on_queue_offer(self, offers: list[str]) -> list[Action]:
+        """The queue's escalation reached a callback or voicemail step: tell the caller the
+        keys (the queue node's own exit keys, else 1 and 2) and start listening for them."""
+        if self.state != "queued":
+            return []
+        keys = self._exit_keys()
+        added = {k: v for k, v in self.ESCALATION_KEYS.items() if v in offers and v not in keys.values()}
+        self.escalation_keys.update(added)
+        keys = self._exit_keys()
+        spoken = " ".join(
+            self.ESCALATION_WORDS[choice].format(key=key)
+            for key, choice in sorted(keys.items())
+            if choice in offers
+        )
+        if not spoken:
+            return []
+        prompt = self._queue_config().escalation_prompt.format(keys=spoken)
+        return [Play(text(prompt)), Listen("dtmf", None, None)]
+
+    def _exit_keys(self) -> dict[str, Literal["voicemail", "callback"]]:
+        return {**self.escalation_keys, **self._queue_config().exit_keys}
+
     def _queue_key(self, digit: str) -> list[Action]:
         node = self._queue_config()
-        choice = node.exit_keys.get(digit)
+        choice = self._exit_keys().get(digit)
         if choice == "voicemail":
             self.state = "voicemail"
             return [
@@ -904,6 +946,7 @@ class IvrSession:
             "skill": self.skill,
             "reason": self.reason,
             "queue_node": self.queue_node,
+            "escalation_keys": dict(self.escalation_keys),
             "agent_code": self.agent_code,
             "survey_score": self.survey_score,
             "survey_attempts": self.survey_attempts,
@@ -924,6 +967,9 @@ class IvrSession:
         session.skill = data.get("skill")
         session.reason = data.get("reason")
         session.queue_node = data.get("queue_node")
+        session.escalation_keys = {
+            k: v for k, v in (data.get("escalation_keys") or {}).items() if v in ("voicemail", "callback")
+        }
         session.agent_code = data.get("agent_code")
         session.survey_score = data.get("survey_score")
         session.survey_attempts = int(data.get("survey_attempts", 0))

@@ -15,7 +15,7 @@ from hub.ids import iso
 from knowledge.customers import get_customer, public_customer
 from knowledge.kb import public_article, search
 from routing.assignment import RoutingError
-from routing.presence import ensure_agent, public_presence
+from routing.presence import ensure_agent, public_presence, tenant_routing
 
 router = APIRouter(prefix="/api")
 AGENT = require_roles("agent", "supervisor", "admin")
@@ -29,7 +29,8 @@ class LoginRequest(BaseModel):
 
 
 class PresenceRequest(BaseModel):
-    status: str = Field(pattern="^(available|away)$")
+    state: str = Field(pattern="^(available|not_ready|offline)$")
+    reason: str | None = Field(default=None, max_length=60, description="why not ready, e.g. break")
 
 
 class ReplyRequest(BaseModel):
@@ -111,7 +112,10 @@ async def set_presence(
     body: PresenceRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     await _agent(ctx, principal)
-    agent = await ctx.require_router().set_presence(principal.user_id, body.status)
+    try:
+        agent = await ctx.require_router().set_presence(principal.user_id, body.state, body.reason)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
     assert agent is not None
     return public_presence(agent)
 
@@ -122,7 +126,7 @@ async def my_contacts(principal: Principal = AGENT, ctx: AppContext = Depends(ge
     offers = [
         await router_.offer_view(c)
         async for c in ctx.db.contacts.find(
-            {"tenant_id": principal.tenant_id, "status": "offered", "offer.agent_id": principal.user_id}
+            {"tenant_id": principal.tenant_id, "status": "offered", "offer.agent_ids": principal.user_id}
         )
     ]
     assigned = [
@@ -282,7 +286,11 @@ class AssignRequest(BaseModel):
 
 
 class MoveRequest(BaseModel):
-    skill: str = Field(min_length=1, max_length=60)
+    """Where a waiting contact goes: a queue, a skill group, or one agent (direct routing)."""
+
+    queue_id: str | None = Field(default=None, max_length=64)
+    skill: str | None = Field(default=None, min_length=1, max_length=60)
+    agent_id: str | None = Field(default=None, max_length=64)
 
 
 SUPERVISOR = require_roles("supervisor", "admin")
@@ -304,8 +312,8 @@ async def pickup(
     contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     """An agent takes a waiting contact from any queue (where the tenant allows it)."""
-    tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id}, {"allow_pickup": 1}) or {}
-    if not tenant.get("allow_pickup", True) and not principal.has_any("supervisor", "admin"):
+    settings = await tenant_routing(ctx, principal.tenant_id)
+    if not settings.allow_pickup and not principal.has_any("supervisor", "admin"):
         raise HTTPException(403, "picking up from other queues is not allowed in this tenant")
     await _agent(ctx, principal)
     return await _assign(ctx, contact_id, principal.user_id, principal)
@@ -339,8 +347,16 @@ async def force_assign(
 async def move(
     contact_id: str, body: MoveRequest, principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
+    if not (body.queue_id or body.skill or body.agent_id):
+        raise HTTPException(422, "give a queue_id, a skill or an agent_id")
+    if body.agent_id and not await ctx.db.agents.find_one(
+        {"_id": body.agent_id, "tenant_id": principal.tenant_id}
+    ):
+        raise HTTPException(404, "no such agent")
     try:
-        contact = await ctx.require_router().move(contact_id, principal.tenant_id, body.skill)
+        contact = await ctx.require_router().move(
+            contact_id, principal.tenant_id, skill=body.skill, queue_id=body.queue_id, agent_id=body.agent_id
+        )
     except RoutingError as exc:
         raise HTTPException(409, str(exc)) from exc
     return public_contact(contact)

@@ -95,9 +95,10 @@ async def list_agents(
                 "name": user["name"],
                 "email": user["email"],
                 "skills": levels,
-                "status": presence.get("status", "offline"),
-                "free_slots": presence.get("free_slots"),
-                "capacity": presence.get("capacity"),
+                "state": presence.get("state", "offline"),
+                "reason": presence.get("not_ready_reason"),
+                "free": presence.get("free") or {},
+                "capacity": presence.get("capacity") or {},
             }
         )
     return out

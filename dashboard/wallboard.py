@@ -38,12 +38,14 @@ async def snapshot(ctx: AppContext, tenant_id: str) -> dict[str, Any]:
     waiting = [
         c
         async for c in ctx.db.contacts.find(
-            {"tenant_id": tenant_id, "status": {"$in": ["queued", "offered"]}}, {"skill": 1, "queued_at": 1}
+            {"tenant_id": tenant_id, "status": {"$in": ["queued", "offered"]}},
+            {"skill": 1, "queue_name": 1, "queued_at": 1},
         )
     ]
     queues: dict[str, dict[str, Any]] = {}
     for contact in waiting:
-        queue = queues.setdefault(contact.get("skill") or "general", {"waiting": 0, "longest_wait_s": 0.0})
+        name = contact.get("queue_name") or contact.get("skill") or "general"
+        queue = queues.setdefault(name, {"waiting": 0, "longest_wait_s": 0.0})
         queue["waiting"] += 1
         if contact.get("queued_at"):
             queue["longest_wait_s"] = max(
@@ -61,12 +63,16 @@ async def snapshot(ctx: AppContext, tenant_id: str) -> dict[str, Any]:
         elif contact.get("status") == "closed" and contact.get("disposition") == "abandoned":
             abandoned += 1
     agents: dict[str, int] = {}
+    not_ready: dict[str, int] = {}
     async for agent in ctx.db.agents.find(
-        {"tenant_id": tenant_id}, {"status": 1, "free_slots": 1, "capacity": 1}
+        {"tenant_id": tenant_id}, {"state": 1, "load": 1, "not_ready_reason": 1}
     ):
-        state = agent.get("status", "offline")
-        if state == "available" and agent.get("free_slots", 0) < agent.get("capacity", 0):
-            state = "busy"
+        state = agent.get("state", "offline")
+        if state == "available" and any((agent.get("load") or {}).values()):
+            state = "busy"  # signed in and handling contacts
+        if state == "not_ready":
+            reason = agent.get("not_ready_reason") or "away"
+            not_ready[reason] = not_ready.get(reason, 0) + 1
         agents[state] = agents.get(state, 0) + 1
     level = service_level(answered, abandoned, SL_THRESHOLD_S)
     return {
@@ -80,6 +86,7 @@ async def snapshot(ctx: AppContext, tenant_id: str) -> dict[str, Any]:
         "answered_24h": len(answered),
         "abandoned_24h": abandoned,
         "agents": agents,
+        "not_ready_reasons": not_ready,
     }
 
 

@@ -194,6 +194,9 @@ class CallBrain(FrameProcessor):
                     if self.session.state == "queued":
                         await self._run(self.session.on_queue_tick(await self._queue_position()))
                     continue
+                if event["type"] == "queue_offer":
+                    await self._run(self.session.on_queue_offer(list(event["offers"])))
+                    continue
                 if event["type"] != "contact":
                     continue
                 status = event["contact"]["status"]
@@ -209,11 +212,16 @@ class CallBrain(FrameProcessor):
         contact = await get_contact(self.ctx, self.contact_id)
         if contact is None or contact.get("queued_at") is None:
             return 0
+        priority = contact.get("priority") or 0
         ahead = await self.ctx.db.contacts.count_documents(
             {
                 "tenant_id": self.tenant_id,
+                "queue_id": contact.get("queue_id"),
                 "status": {"$in": ["queued", "offered"]},
-                "queued_at": {"$lt": contact["queued_at"]},
+                "$or": [
+                    {"priority": {"$gt": priority}},
+                    {"priority": priority, "queued_at": {"$lt": contact["queued_at"]}},
+                ],
             }
         )
         return ahead + 1
@@ -232,7 +240,13 @@ class CallBrain(FrameProcessor):
             elif isinstance(action, Enqueue):
                 await self._save_path()
                 if not already_queued:
-                    await self.ctx.require_router().enqueue(self.contact_id, action.skill, action.reason)
+                    await self.ctx.require_router().enqueue(
+                        self.contact_id,
+                        action.skill,
+                        action.reason,
+                        queue_id=action.queue_id,
+                        direct_agent_id=action.agent_id,
+                    )
             elif isinstance(action, StartHoldMusic):
                 self._start_hold_music()
             elif isinstance(action, LeaveQueue):

@@ -1,31 +1,52 @@
-"""First simple assignment: offer a queued contact to the longest-idle agent with its skill.
+"""The live router (ACD): queues, skills, strategies and escalation for every channel.
 
-Every transition is a conditional update on the contact's status, so two racing
-callers can never both succeed; a slot reserved for an offer that loses the race
-is given back at once. A sweep re-runs assignment and expires unanswered offers,
-so contacts left waiting (no agent free, a hub restart) are picked up later.
+The decisions come from the pure core (`routing.strategies`); this module reads the
+contacts and agents, asks the core, and makes each decision atomic in MongoDB:
+
+1. an agent's slot is taken with one conditional update (`routing.presence.reserve`:
+   available and `free.<channel> > 0`), so nobody is ever above capacity;
+2. the contact moves queued -> offered with a conditional update on its status, so it
+   is never offered twice; a slot whose offer lost that race is given back at once.
+
+Both hold with several hub processes on one database. Queued contacts live in MongoDB
+with their queue, priority and `queued_at`, so they keep their place and their wait
+(and so the escalation steps they reached) across a restart. A sweep re-runs
+assignment, applies escalation, ends wrap-ups and expires unanswered offers.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from hub.contacts import append_message, get_contact, messages_after, update_contact
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
-from routing.presence import release_slot, repair_slots, reserve_slot, set_status, take_slot
+from routing.model import (
+    CAPACITY_CHANNEL,
+    MIN_LEVEL,
+    AgentProfile,
+    Queue,
+    WaitingContact,
+    aware,
+    capacity_channel,
+)
+from routing.presence import end_wrapups, release, repair_slots, reserve, set_state, tenant_routing
+from routing.strategies import (
+    RING_ALL_CHANNELS,
+    choose_agent,
+    effective_requirements,
+    eligible,
+    select_queue_by_area,
+    sticky_active,
+)
 
 log = logging.getLogger(__name__)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
 
 INTENT_SKILLS = {
     "check_balance": "billing",
@@ -33,10 +54,51 @@ INTENT_SKILLS = {
     "report_outage": "technical",
 }
 DEFAULT_SKILL = "general"
+# Agents may set these themselves; "busy" and "wrapup" are set by the system.
+AGENT_STATES = ("available", "not_ready", "offline")
+CANDIDATES = 50  # agents read per decision, longest idle first
+HEAD = 500  # waiting contacts looked at per tenant and sweep
+CALLBACK_TEXT = (
+    "All our agents are still busy. You can keep waiting, or leave your phone number or "
+    "email here and we will get back to you."
+)
 
 
 def skill_for_intent(intent: str | None) -> str:
     return INTENT_SKILLS.get(intent or "", DEFAULT_SKILL)
+
+
+def implicit_queue(tenant_id: str, skill: str) -> Queue:
+    """A skill with no configured queue still routes: to anyone with that skill."""
+    return Queue(id=f"skill:{skill}", tenant_id=tenant_id, name=skill, skills={skill: MIN_LEVEL})
+
+
+def agent_profile(doc: Doc) -> AgentProfile:
+    return AgentProfile(
+        id=doc["_id"],
+        tenant_id=doc.get("tenant_id"),
+        name=doc.get("name", ""),
+        skills=doc.get("skills") or {},
+        languages=doc.get("languages") or [],
+        capacity=doc.get("capacity") or {},
+        load=doc.get("load") or {},
+        state=doc.get("state", "offline"),
+        wrapup_until=doc.get("wrapup_until"),
+        not_ready_reason=doc.get("not_ready_reason"),
+        idle_since=doc.get("idle_since"),
+        last_assigned_at=doc.get("last_assigned_at"),
+    )
+
+
+def same_kind_channels(channel: str) -> list[str]:
+    """Every contact channel that takes the same capacity as `channel`."""
+    kind = capacity_channel(channel)
+    return sorted({ch for ch, k in CAPACITY_CHANNEL.items() if k == kind} | {channel})
+
+
+def offered_agents(contact: Doc) -> list[str]:
+    offer = contact.get("offer") or {}
+    return list(offer.get("agent_ids") or ([offer["agent_id"]] if offer.get("agent_id") else []))
 
 
 class RoutingError(Exception):
@@ -48,129 +110,395 @@ class Router:
         self.ctx = ctx
         self._wake = asyncio.Event()
         self._last_repair = 0.0
+        self.rr_state: dict[str, str] = {}  # round-robin: {queue id: last agent}, per process
 
-    # -- queueing -------------------------------------------------------------------------
-    async def enqueue(self, contact_id: str, skill: str, reason: str) -> Doc | None:
-        """bot -> queued; idempotent (a contact already with a human stays where it is)."""
-        contact = await update_contact(
-            self.ctx,
-            contact_id,
-            {"status": "queued", "skill": skill, "reason": reason, "queued_at": utcnow()},
-            expect={"status": "bot"},
+    # -- queues -------------------------------------------------------------------------------
+    async def queues(self, tenant_id: str) -> dict[str, Queue]:
+        out: dict[str, Queue] = {}
+        async for doc in self.ctx.db.queues.find({"tenant_id": tenant_id}):
+            with contextlib.suppress(ValueError):  # a queue stored by an older version
+                queue = Queue.from_doc(doc)
+                out[queue.id] = queue
+        return out
+
+    @staticmethod
+    def queue_for(contact: Doc, queues: dict[str, Queue]) -> Queue:
+        queue = queues.get(contact.get("queue_id") or "")
+        return queue or implicit_queue(contact["tenant_id"], contact.get("skill") or DEFAULT_SKILL)
+
+    @staticmethod
+    def pick_queue(tenant_id: str, queues: dict[str, Queue], skill: str, queue_id: str | None) -> Queue:
+        """By id; else a queue named after the skill; else the highest-priority queue that
+        requires the skill; else the skill's implicit queue."""
+        if queue_id and queue_id in queues:
+            return queues[queue_id]
+        by_name = [q for q in queues.values() if q.name == skill]
+        needing = sorted((q for q in queues.values() if skill in q.skills), key=lambda q: -q.priority)
+        return (by_name or needing or [implicit_queue(tenant_id, skill)])[0]
+
+    # -- queueing -----------------------------------------------------------------------------
+    async def enqueue(
+        self,
+        contact_id: str,
+        skill: str,
+        reason: str,
+        *,
+        queue_id: str | None = None,
+        direct_agent_id: str | None = None,
+        priority: int = 0,
+    ) -> Doc | None:
+        """bot -> queued; idempotent (a contact already with a human stays where it is).
+
+        The queue: `queue_id`, or the one for `skill`, then the caller-area rules of that
+        queue on the caller's number. A customer served lately waits a while for the same
+        agent (sticky); `direct_agent_id` waits for that agent only.
+        """
+        contact = await get_contact(self.ctx, contact_id)
+        if contact is None or contact["status"] != "bot":
+            return contact
+        tenant_id = contact["tenant_id"]
+        settings = await tenant_routing(self.ctx, tenant_id)
+        queues = await self.queues(tenant_id)
+        queue = self.pick_queue(tenant_id, queues, skill, queue_id)
+        area_target = select_queue_by_area(
+            contact.get("from_number"), queue.area_rules, queue.id, settings.default_region
         )
-        if contact is None:
-            return await get_contact(self.ctx, contact_id)
-        await self.try_assign(contact)
+        queue = queues.get(area_target, queue)
+        now = utcnow()
+        changes: Doc = {
+            "status": "queued",
+            "skill": skill,
+            "reason": reason,
+            "queued_at": now,
+            "queue_id": queue.id,
+            "queue_name": queue.name,
+            "queue_path": [queue.id],
+            "priority": queue.priority + priority + await self._customer_priority(contact),
+            "direct_agent_id": direct_agent_id,
+            "escalation_offers": [],
+        }
+        sticky = None if direct_agent_id else await self._sticky_agent(contact, settings.sticky_days)
+        if sticky and settings.sticky_wait_s > 0:
+            changes["preferred_agent_id"] = sticky
+            changes["preferred_until"] = now + timedelta(seconds=settings.sticky_wait_s)
+        queued = await update_contact(self.ctx, contact_id, changes, expect={"status": "bot"})
+        if queued is not None:
+            await self.assign_waiting(tenant_id)
         return await get_contact(self.ctx, contact_id)
 
-    async def try_assign(self, contact: Doc) -> bool:
-        """Find a free agent for this contact's skill and offer them the longest-waiting
-        contact they can take (first come, first served: a sweep that reached `contact`
-        must not jump the queue when a slot frees up under it). True if an offer was made."""
-        if contact["status"] != "queued":
-            return False
-        agent = await reserve_slot(
-            self.ctx, contact["tenant_id"], contact["skill"], self._recently_declined(contact)
-        )
-        if agent is None:
-            return False
-        offered = await self._offer_longest_waiting(agent)
-        if offered is None:
-            await release_slot(self.ctx, agent["_id"])
-            return False
-        view = await self.offer_view(offered)
-        self.ctx.bus.publish(f"user:{agent['_id']}", {"type": "offer", "offer": view})
-        log.info("offered contact %s to %s", offered["_id"], agent["name"])
-        return True
+    async def _customer_priority(self, contact: Doc) -> int:
+        if not contact.get("customer_id"):
+            return 0
+        customer = await self.ctx.db.customers.find_one({"_id": contact["customer_id"]}, {"priority": 1})
+        return int((customer or {}).get("priority") or 0)
 
-    async def _offer_longest_waiting(self, agent: Doc) -> Doc | None:
-        """Offer the reserved slot to the oldest queued contact this agent may take."""
-        expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
-        offer = {"agent_id": agent["_id"], "agent_name": agent["name"], "expires_at": expires_at}
-        query = {
-            "tenant_id": agent["tenant_id"],
-            "status": "queued",
-            "skill": {"$in": agent.get("skills", [])},
-        }
-        for _ in range(3):  # other routers may take the head meanwhile: look again
-            async for candidate in self.ctx.db.contacts.find(query).sort("queued_at", 1).limit(20):
-                if agent["_id"] in self._recently_declined(candidate):
-                    continue
-                offered = await update_contact(
-                    self.ctx,
-                    candidate["_id"],
-                    {"status": "offered", "offer": offer},
-                    expect={"status": "queued"},
-                )
-                if offered is not None:
-                    return offered
+    async def _sticky_agent(self, contact: Doc, days: float) -> str | None:
+        """The agent who last served this customer within `days`, if still an agent here."""
+        if not contact.get("customer_id") or days <= 0:
+            return None
+        since = utcnow() - timedelta(days=days)
+        cursor = self.ctx.db.contacts.find(
+            {
+                "tenant_id": contact["tenant_id"],
+                "customer_id": contact["customer_id"],
+                "opened_at": {"$gte": since},
+                "agent_id": {"$ne": None},
+                "_id": {"$ne": contact["_id"]},
+            },
+            {"agent_id": 1},
+        ).sort("opened_at", -1)
+        async for previous in cursor.limit(1):
+            agent = await self.ctx.db.agents.find_one(
+                {"_id": previous["agent_id"], "tenant_id": contact["tenant_id"]}, {"_id": 1}
+            )
+            return agent["_id"] if agent else None
         return None
+
+    def waiting_view(self, contact: Doc) -> WaitingContact:
+        """The router core's view of a queued contact."""
+        return WaitingContact(
+            id=contact["_id"],
+            tenant_id=contact["tenant_id"],
+            channel=capacity_channel(contact["channel"]),
+            queue_id=contact.get("queue_id") or f"skill:{contact.get('skill') or DEFAULT_SKILL}",
+            priority=contact.get("priority") or 0,
+            enqueued_at=contact.get("queued_at") or contact["opened_at"],
+            language=contact.get("language"),
+            preferred_agent_id=contact.get("preferred_agent_id"),
+            preferred_until=contact.get("preferred_until"),
+            caller_number=contact.get("from_number"),
+            direct_agent_id=contact.get("direct_agent_id"),
+            direct_group=contact.get("direct_group"),
+            excluded_agents=self._recently_declined(contact),
+        )
 
     def _recently_declined(self, contact: Doc) -> list[str]:
         """Agents who declined or missed this contact lately are skipped; after the
         cool-down they may get it again, so a contact is never stranded because every
         agent once declined it."""
         cutoff = utcnow() - timedelta(seconds=self.ctx.settings.decline_cooldown_s)
-        return [d["agent_id"] for d in contact.get("declines", []) if _aware(d["at"]) > cutoff]
+        return sorted({d["agent_id"] for d in contact.get("declines", []) if aware(d["at"]) > cutoff})
+
+    # -- assignment ---------------------------------------------------------------------------
+    async def try_assign(self, contact: Doc) -> bool:
+        """Assignment for this contact's tenant (head first); True if anything was offered."""
+        if contact["status"] != "queued":
+            return False
+        return await self.assign_waiting(contact["tenant_id"]) > 0
 
     async def assign_waiting(self, tenant_id: str | None = None) -> int:
-        """Offer queued contacts while agents are free, oldest first."""
-        query: Doc = {"status": "queued"}
-        if tenant_id:
-            query["tenant_id"] = tenant_id
+        """Offer queued contacts while agents are free: priority, then first come first served."""
+        if tenant_id is None:
+            tenants = {
+                d["tenant_id"]
+                async for d in self.ctx.db.contacts.find({"status": "queued"}, {"tenant_id": 1})
+            }
+        else:
+            tenants = {tenant_id}
         assigned = 0
-        exhausted: set[tuple[str, str]] = set()  # (tenant, skill) with no free agent this sweep
-        async for contact in self.ctx.db.contacts.find(query).sort("queued_at", 1).limit(500):
-            key = (contact["tenant_id"], contact.get("skill") or "")
-            if key in exhausted:
-                continue
-            if await self.try_assign(contact):
-                assigned += 1
-            else:
-                exhausted.add(key)
+        for tenant in sorted(tenants):
+            assigned += await self._assign_tenant(tenant)
         return assigned
 
-    # -- agent actions ----------------------------------------------------------------------
-    async def accept(self, contact_id: str, agent_id: str, agent_name: str, tenant_id: str) -> Doc:
-        contact = await update_contact(
-            self.ctx,
-            contact_id,
-            {
-                "status": "assigned",
-                "agent_id": agent_id,
-                "agent_name": agent_name,
-                "offer": None,
-                "assigned_at": utcnow(),
-            },
-            expect={"status": "offered", "offer.agent_id": agent_id, "tenant_id": tenant_id},
+    async def _assign_tenant(self, tenant_id: str) -> int:
+        now = utcnow()
+        queues = await self.queues(tenant_id)
+        cursor = self.ctx.db.contacts.find({"tenant_id": tenant_id, "status": "queued"})
+        head = [c async for c in cursor.sort([("priority", -1), ("queued_at", 1)]).limit(HEAD)]
+        hopeless: set[str] = set()  # agent filters that found nobody in this sweep
+        assigned = 0
+        for doc in head:
+            escalated = await self._escalate(doc, queues, now)
+            if escalated is None:
+                continue
+            contact, queue = self.waiting_view(escalated), self.queue_for(escalated, queues)
+            flt = self._agent_filter(contact, queue, now)
+            key = json.dumps(flt, sort_keys=True, default=str)
+            if key in hopeless:
+                continue
+            outcome = await self._try_contact(escalated, contact, queue, flt, queues, now)
+            if outcome == "offered":
+                assigned += 1
+            elif outcome == "nobody":
+                hopeless.add(key)
+        return assigned
+
+    def _agent_filter(self, contact: WaitingContact, queue: Queue, now: datetime) -> Doc:
+        """The hard conditions of `strategies.eligible` as a query, so MongoDB returns only
+        agents who could take the contact; the strategy then picks among them."""
+        reqs = effective_requirements(queue, contact, contact.waited_s(now))
+        flt: Doc = {
+            "tenant_id": contact.tenant_id,
+            "state": "available",
+            f"free.{contact.channel}": {"$gt": 0},
+        }
+        ids: Doc = {}
+        if contact.excluded_agents:
+            ids["$nin"] = contact.excluded_agents
+        if contact.direct_agent_id is not None:
+            ids["$eq"] = contact.direct_agent_id
+        elif sticky_active(contact, now):
+            ids["$eq"] = contact.preferred_agent_id
+        if ids:
+            flt["_id"] = ids
+        if contact.language:
+            flt["languages"] = contact.language
+        levels = {} if contact.direct_agent_id is not None else dict(reqs.skills)
+        if contact.direct_group is not None:
+            levels[contact.direct_group] = max(MIN_LEVEL, levels.get(contact.direct_group, 0))
+        for skill, level in sorted(levels.items()):
+            flt[f"skills.{skill}"] = {"$gte": level}
+        return flt
+
+    async def _try_contact(
+        self,
+        doc: Doc,
+        contact: WaitingContact,
+        queue: Queue,
+        flt: Doc,
+        queues: dict[str, Queue],
+        now: datetime,
+    ) -> str:
+        """Choose, reserve and offer: "offered", "nobody" (no agent fits) or "taken" (lost a race)."""
+        cursor = self.ctx.db.agents.find(flt).sort([("idle_since", 1), ("_id", 1)]).limit(CANDIDATES)
+        pool = [agent_profile(a) async for a in cursor]
+        ring_all = queue.strategy == "ring_all" and contact.channel in RING_ALL_CHANNELS
+        while pool:
+            choice = choose_agent(queue.strategy, pool, contact, queue, now, self.rr_state)
+            if not choice.agents:
+                return "nobody"
+            reserved: list[AgentProfile] = []
+            for agent in choice.agents:
+                if await reserve(self.ctx, agent.id, contact.channel):
+                    reserved.append(agent)
+                    if not ring_all:
+                        break
+                else:  # another process was faster, or the agent changed state
+                    pool = [a for a in pool if a.id != agent.id]
+            if not reserved:
+                continue
+            target = doc
+            if not ring_all:  # first come first served across queues for this agent
+                target = await self._earlier_waiting(doc, reserved[0], queues, now) or doc
+            if await self._offer(target, reserved, ring_all=ring_all):
+                self.rr_state = dict(choice.rr_state)
+                return "offered"
+            for agent in reserved:
+                await release(self.ctx, agent.id, contact.channel)
+            return "taken"
+        return "nobody"
+
+    async def _earlier_waiting(
+        self, doc: Doc, agent: AgentProfile, queues: dict[str, Queue], now: datetime
+    ) -> Doc | None:
+        """A contact ranked before `doc` that this agent may take (a slot freed while a
+        sweep was part-way down the queue goes to the head, not to where the sweep is)."""
+        priority = doc.get("priority") or 0
+        query: Doc = {
+            "tenant_id": doc["tenant_id"],
+            "status": "queued",
+            "channel": {"$in": same_kind_channels(doc["channel"])},
+            "_id": {"$ne": doc["_id"]},
+            "$or": [
+                {"priority": {"$gt": priority}},
+                {"priority": priority, "queued_at": {"$lt": doc["queued_at"]}},
+            ],
+        }
+        cursor = self.ctx.db.contacts.find(query).sort([("priority", -1), ("queued_at", 1)]).limit(50)
+        async for earlier in cursor:
+            if eligible(agent, self.waiting_view(earlier), self.queue_for(earlier, queues), now):
+                return earlier
+        return None
+
+    async def _offer(self, doc: Doc, agents: list[AgentProfile], *, ring_all: bool) -> bool:
+        expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
+        offer = {
+            "agent_id": agents[0].id,
+            "agent_ids": [a.id for a in agents],
+            "agent_name": agents[0].name,
+            "expires_at": expires_at,
+            "ring_all": ring_all,
+        }
+        offered = await update_contact(
+            self.ctx, doc["_id"], {"status": "offered", "offer": offer}, expect={"status": "queued"}
         )
-        if contact is None:
-            raise RoutingError("this offer is no longer available")
+        if offered is None:
+            return False
+        view = await self.offer_view(offered)
+        for agent in agents:
+            self.ctx.bus.publish(f"user:{agent.id}", {"type": "offer", "offer": view})
+        log.info("offered contact %s to %s", offered["_id"], ", ".join(a.name for a in agents))
+        return True
+
+    # -- escalation ---------------------------------------------------------------------------
+    async def _escalate(self, doc: Doc, queues: dict[str, Queue], now: datetime) -> Doc | None:
+        """Apply the queue's escalation steps the wait has reached: an overflow moves the
+        contact (never back into a queue it came from); callback / voicemail offers are
+        made once. Level relaxing needs no write: it is computed from the wait."""
+        queue, waiting = self.queue_for(doc, queues), self.waiting_view(doc)
+        reqs = effective_requirements(queue, waiting, waiting.waited_s(now))
+        path = doc.get("queue_path") or [queue.id]
+        if reqs.queue_id != queue.id and reqs.queue_id in queues and reqs.queue_id not in path:
+            target = queues[reqs.queue_id]
+            moved = await update_contact(
+                self.ctx,
+                doc["_id"],
+                {"queue_id": target.id, "queue_name": target.name, "queue_path": [*path, target.id]},
+                expect={"status": "queued", "queue_id": doc.get("queue_id")},
+            )
+            if moved is None:
+                return None
+            log.info("contact %s overflowed from %s to %s", doc["_id"], queue.name, target.name)
+            return await self._escalate(moved, queues, now)
+        new_offers = sorted(set(reqs.offers) - set(doc.get("escalation_offers") or []))
+        if new_offers:
+            offered = await update_contact(
+                self.ctx,
+                doc["_id"],
+                {"escalation_offers": sorted(set(reqs.offers))},
+                expect={"status": "queued", "updated_at": doc["updated_at"]},
+            )
+            if offered is None:
+                return None
+            event = {"type": "queue_offer", "contact_id": doc["_id"], "offers": new_offers}
+            self.ctx.bus.publish(f"contact:{doc['_id']}", event)
+            if doc["channel"] == "chat" and "callback" in new_offers:
+                await append_message(self.ctx, offered, "system", CALLBACK_TEXT, client_id="router:callback")
+            return offered
+        return doc
+
+    # -- agent actions ------------------------------------------------------------------------
+    async def accept(self, contact_id: str, agent_id: str, agent_name: str, tenant_id: str) -> Doc:
+        """offered -> assigned, only by an agent the contact rings; with ring-all the
+        others stop ringing. The update is conditional on the exact set of ringing agents,
+        so a concurrent decline by one of them is never released twice."""
+        for _ in range(10):
+            offered = await get_contact(self.ctx, contact_id, tenant_id)
+            ringing = offered_agents(offered) if offered and offered["status"] == "offered" else []
+            if offered is None or agent_id not in ringing:
+                raise RoutingError("this offer is no longer available")
+            contact = await update_contact(
+                self.ctx,
+                contact_id,
+                {
+                    "status": "assigned",
+                    "agent_id": agent_id,
+                    "agent_name": agent_name,
+                    "offer": None,
+                    "assigned_at": utcnow(),
+                },
+                expect={"status": "offered", "offer.agent_ids": ringing},
+            )
+            if contact is not None:
+                break
+        else:
+            raise RoutingError("this offer is changing; try again")
+        for other in ringing:
+            if other != agent_id:
+                await self._revoke(other, contact)
         await append_message(self.ctx, contact, "system", f"{agent_name} joined the conversation.")
         await self.ctx.db.agents.update_one({"_id": agent_id}, {"$set": {"last_contact_at": utcnow()}})
         return contact
 
+    async def _revoke(self, agent_id: str, contact: Doc) -> None:
+        await release(self.ctx, agent_id, contact["channel"])
+        self.ctx.bus.publish(f"user:{agent_id}", {"type": "offer_revoked", "contact_id": contact["_id"]})
+
     async def decline(self, contact_id: str, agent_id: str, tenant_id: str) -> None:
-        if not await self._withdraw_offer(contact_id, agent_id, tenant_id):
+        if not await self._withdraw(contact_id, [agent_id], tenant_id):
             raise RoutingError("this offer is no longer available")
 
-    async def _withdraw_offer(self, contact_id: str, agent_id: str, tenant_id: str | None = None) -> bool:
-        expect: Doc = {"status": "offered", "offer.agent_id": agent_id}
-        if tenant_id:
-            expect["tenant_id"] = tenant_id
-        contact = await update_contact(
-            self.ctx,
-            contact_id,
-            {"status": "queued", "offer": None},
-            expect=expect,
-            extra_update={"$push": {"declines": {"agent_id": agent_id, "at": utcnow()}}},
-        )
-        if contact is None:
-            return False
-        await release_slot(self.ctx, agent_id)
-        self.ctx.bus.publish(f"user:{agent_id}", {"type": "offer_revoked", "contact_id": contact_id})
-        await self.try_assign(contact)
-        return True
+    async def _withdraw(self, contact_id: str, agent_ids: list[str], tenant_id: str | None = None) -> bool:
+        """Take the offer back from these agents; with nobody left ringing, the contact goes
+        back to the queue in its old place. Declines are remembered for the cool-down."""
+        for _ in range(10):  # a concurrent change to the offer: read and try again
+            contact = await get_contact(self.ctx, contact_id, tenant_id)
+            ringing = offered_agents(contact) if contact and contact["status"] == "offered" else []
+            leaving = [a for a in agent_ids if a in ringing]
+            if contact is None or not leaving:
+                return False
+            remaining = [a for a in ringing if a not in leaving]
+            now = utcnow()
+            changes: Doc = {"status": "queued", "offer": None}
+            if remaining:
+                changes = {"offer.agent_ids": remaining, "offer.agent_id": remaining[0]}
+            updated = await update_contact(
+                self.ctx,
+                contact_id,
+                changes,
+                expect={"status": "offered", "offer.agent_ids": ringing},
+                extra_update={
+                    "$push": {"declines": {"$each": [{"agent_id": a, "at": now} for a in leaving]}}
+                },
+            )
+            if updated is None:
+                continue
+            for agent in leaving:
+                await self._revoke(agent, contact)
+            if not remaining:
+                await self.try_assign(updated)
+            return True
+        return False
 
     async def wrap_up(
         self, contact_id: str, agent_id: str, tenant_id: str, disposition: str, note: str
@@ -193,7 +521,11 @@ class Router:
         if contact is None:
             raise RoutingError("this conversation is not assigned to you")
         await append_message(self.ctx, contact, "system", "The agent closed this conversation. Thank you!")
-        await release_slot(self.ctx, agent_id)
+        await release(self.ctx, agent_id, contact["channel"])
+        settings = await tenant_routing(self.ctx, tenant_id)
+        wrapup_s = settings.wrapup_s.get(capacity_channel(contact["channel"]), 0)
+        if wrapup_s > 0:  # after-contact work; only from available, never over the agent's own choice
+            await set_state(self.ctx, agent_id, "wrapup", wrapup_s=wrapup_s, only_from=("available",))
         await self.assign_waiting(tenant_id)
         return contact
 
@@ -211,11 +543,9 @@ class Router:
         )
         if closed is None:  # it moved on meanwhile (e.g. accepted): look again
             return await self.abandon(contact_id, reason)
-        offer = contact.get("offer")
-        if contact["status"] == "offered" and offer:
-            await release_slot(self.ctx, offer["agent_id"])
-            revoked = {"type": "offer_revoked", "contact_id": contact_id}
-            self.ctx.bus.publish(f"user:{offer['agent_id']}", revoked)
+        if contact["status"] == "offered":
+            for agent in offered_agents(contact):
+                await self._revoke(agent, contact)
         return closed
 
     async def assign_to(self, contact_id: str, agent_id: str, tenant_id: str, *, by: str) -> Doc:
@@ -224,10 +554,11 @@ class Router:
         contact = await get_contact(self.ctx, contact_id, tenant_id)
         if contact is None or contact["status"] not in ("queued", "offered"):
             raise RoutingError("this contact is not waiting")
-        agent = await take_slot(self.ctx, tenant_id, agent_id)
-        if agent is None:
-            raise RoutingError("that agent has no free slot")
-        previous = (contact.get("offer") or {}).get("agent_id")
+        agent = await reserve(self.ctx, agent_id, contact["channel"], any_state=True)
+        if agent is None or agent["tenant_id"] != tenant_id:
+            if agent is not None:
+                await release(self.ctx, agent_id, contact["channel"])
+            raise RoutingError("that agent has no free slot for this channel")
         assigned = await update_contact(
             self.ctx,
             contact_id,
@@ -242,48 +573,89 @@ class Router:
             expect={"status": contact["status"], "updated_at": contact["updated_at"]},
         )
         if assigned is None:
-            await release_slot(self.ctx, agent_id)
+            await release(self.ctx, agent_id, contact["channel"])
             raise RoutingError("this contact changed meanwhile; try again")
-        if contact["status"] == "offered" and previous:
-            await release_slot(self.ctx, previous)
-            self.ctx.bus.publish(f"user:{previous}", {"type": "offer_revoked", "contact_id": contact_id})
+        if contact["status"] == "offered":
+            for previous in offered_agents(contact):
+                await self._revoke(previous, contact)
         await append_message(self.ctx, assigned, "system", f"{agent['name']} joined the conversation.")
         return assigned
 
-    async def move(self, contact_id: str, tenant_id: str, skill: str) -> Doc:
-        """A supervisor moves a waiting contact to another skill group; it keeps its place in time."""
+    async def move(
+        self,
+        contact_id: str,
+        tenant_id: str,
+        *,
+        skill: str | None = None,
+        queue_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> Doc:
+        """A supervisor moves a waiting contact to another queue or skill group, or routes it
+        to one agent only (direct routing); it keeps its place in time."""
         contact = await get_contact(self.ctx, contact_id, tenant_id)
         if contact is None or contact["status"] not in ("queued", "offered"):
             raise RoutingError("this contact is not waiting")
+        queues = await self.queues(tenant_id)
+        if queue_id is not None and queue_id not in queues:
+            raise RoutingError("no such queue")
         if contact["status"] == "offered":
-            await self._withdraw_offer(contact_id, contact["offer"]["agent_id"], tenant_id)
-        moved = await update_contact(self.ctx, contact_id, {"skill": skill}, expect={"status": "queued"})
+            await self._withdraw(contact_id, offered_agents(contact), tenant_id)
+        changes: Doc = {"direct_agent_id": agent_id, "preferred_agent_id": None}
+        if skill or queue_id:
+            queue = self.pick_queue(tenant_id, queues, skill or "", queue_id)
+            changes.update(queue_id=queue.id, queue_name=queue.name, skill=skill or contact.get("skill"))
+            changes["queue_path"] = [*(contact.get("queue_path") or []), queue.id]
+        moved = await update_contact(self.ctx, contact_id, changes, expect={"status": "queued"})
         if moved is None:
             raise RoutingError("this contact changed meanwhile; try again")
         await self.try_assign(moved)
         return await get_contact(self.ctx, contact_id) or moved
 
-    async def set_presence(self, agent_id: str, status: str) -> Doc | None:
-        agent = await set_status(self.ctx, agent_id, status)
-        if agent is not None and status == "available":
+    async def set_presence(self, agent_id: str, state: str, reason: str | None = None) -> Doc | None:
+        """An agent's own presence change; leaving `available` takes back their pending offers."""
+        if state not in AGENT_STATES:
+            raise ValueError(f"presence must be one of {', '.join(AGENT_STATES)}")
+        current = await self.ctx.db.agents.find_one({"_id": agent_id})
+        if current is None:
+            return None
+        if state == "not_ready":
+            allowed = (await tenant_routing(self.ctx, current["tenant_id"])).not_ready_reasons
+            reason = reason or "away"
+            if reason not in allowed:
+                raise ValueError(f"not-ready reason must be one of {', '.join(allowed)}")
+        agent = await set_state(self.ctx, agent_id, state, reason=reason)
+        if agent is None:
+            return None
+        if state == "available":
             await self.assign_waiting(agent["tenant_id"])
-        return agent
+        else:
+            async for contact in self.ctx.db.contacts.find(
+                {"status": "offered", "offer.agent_ids": agent_id}
+            ):
+                await self._withdraw(contact["_id"], [agent_id])
+        return await self.ctx.db.agents.find_one({"_id": agent_id})
 
-    # -- time-driven ------------------------------------------------------------------------
+    # -- time-driven --------------------------------------------------------------------------
     async def expire_offers(self) -> int:
-        """Ring-no-answer: an unanswered offer moves on and the agent is set away."""
+        """Ring-no-answer: the offer moves on; an agent who missed a personal offer is set
+        not-ready (reason missed_offer), so callers are not offered to an empty desk."""
         expired = 0
         async for contact in self.ctx.db.contacts.find(
             {"status": "offered", "offer.expires_at": {"$lt": utcnow()}}
         ):
-            agent_id = contact["offer"]["agent_id"]
-            if await self._withdraw_offer(contact["_id"], agent_id):
+            ringing = offered_agents(contact)
+            if await self._withdraw(contact["_id"], ringing):
                 expired += 1
-                await set_status(self.ctx, agent_id, "away")
+                if not (contact.get("offer") or {}).get("ring_all"):
+                    for agent_id in ringing:
+                        await set_state(
+                            self.ctx, agent_id, "not_ready", reason="missed_offer", only_from=("available",)
+                        )
         return expired
 
     async def sweep(self) -> None:
         await self.expire_offers()
+        await end_wrapups(self.ctx)
         now = asyncio.get_running_loop().time()
         if now - self._last_repair >= self.ctx.settings.slot_repair_s:
             self._last_repair = now
@@ -302,7 +674,7 @@ class Router:
                 await asyncio.wait_for(self._wake.wait(), interval_s)
             self._wake.clear()
 
-    # -- views ------------------------------------------------------------------------------
+    # -- views --------------------------------------------------------------------------------
     async def offer_view(self, contact: Doc) -> dict[str, Any]:
         """What the agent sees in an offer: who, why, and the last thing the customer said."""
         customer_name = None
@@ -319,9 +691,11 @@ class Router:
             "contact_id": contact["_id"],
             "channel": contact["channel"],
             "skill": contact.get("skill"),
+            "queue": contact.get("queue_name"),
             "reason": contact.get("reason"),
             "intent": contact.get("intent"),
             "customer_name": customer_name,
             "preview": preview,
+            "ring_all": bool(offer.get("ring_all")),
             "expires_at": iso(offer.get("expires_at")),
         }

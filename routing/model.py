@@ -236,3 +236,69 @@ class WaitingContact(_Doc):
 
     def waited_s(self, now: datetime) -> float:
         return max(0.0, (aware(now) - aware(self.enqueued_at)).total_seconds())
+
+
+# --------------------------------------------------------------------------- tenant settings
+
+# Contacts of these channels count against the agent's capacity of that kind: a web
+# call is a voice call for the agent, whatever carried it.
+CAPACITY_CHANNEL = {
+    "voice": "voice",
+    "webcall": "voice",
+    "webchat": "chat",
+    "chat": "chat",
+    "email": "email",
+    "sms": "sms",
+}
+DEFAULT_NOT_READY_REASONS = ["break", "lunch", "training", "meeting", "away", "missed_offer"]
+
+
+def capacity_channel(channel: str) -> str:
+    """The capacity a contact of `channel` takes (unknown channels count as their own)."""
+    return CAPACITY_CHANNEL.get(channel, channel)
+
+
+class TenantRouting(BaseModel):
+    """A tenant's routing settings, stored as `tenants.routing`.
+
+    `capacity`: how many contacts of each kind an agent holds at once (one voice call,
+    three chats, five emails, ...); `wrapup_s`: after-contact work per channel, during
+    which the agent gets nothing new (0: none); `sticky_days` / `sticky_wait_s`: a
+    customer served by an agent within that many days waits that long for the same
+    agent, then goes to anyone (0 switches it off); `allow_pickup`: agents may take a
+    contact waiting in any queue; `default_region`: for national caller numbers.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    capacity: dict[str, int] = Field(default_factory=lambda: {"voice": 1, "chat": 3, "email": 5, "sms": 3})
+    wrapup_s: dict[str, float] = Field(default_factory=lambda: {"voice": 10.0})
+    not_ready_reasons: list[str] = Field(default_factory=lambda: list(DEFAULT_NOT_READY_REASONS))
+    sticky_days: float = Field(default=7, ge=0)
+    sticky_wait_s: float = Field(default=20, ge=0)
+    allow_pickup: bool = True
+    default_region: str | None = None
+
+    @field_validator("capacity")
+    @classmethod
+    def _capacity(cls, value: dict[str, int]) -> dict[str, int]:
+        for channel, n in value.items():
+            if not 0 <= n <= 50:
+                raise ValueError(f"capacity for {channel} must be 0..50")
+        return value
+
+    @field_validator("wrapup_s")
+    @classmethod
+    def _wrapup(cls, value: dict[str, float]) -> dict[str, float]:
+        for channel, seconds in value.items():
+            if not 0 <= seconds <= 3600:
+                raise ValueError(f"wrap-up for {channel} must be 0..3600 s")
+        return value
+
+    @classmethod
+    def of(cls, tenant: dict[str, Any] | None) -> TenantRouting:
+        """The tenant's settings; a legacy top-level `allow_pickup` still counts."""
+        stored = dict((tenant or {}).get("routing") or {})
+        if tenant and "allow_pickup" in tenant and "allow_pickup" not in stored:
+            stored["allow_pickup"] = tenant["allow_pickup"]
+        return cls.model_validate(stored)

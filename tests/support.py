@@ -217,7 +217,7 @@ class Agent:
         self.http.headers["Authorization"] = f"Bearer {response.json()['token']}"
 
     async def available(self) -> None:
-        (await self.http.post("/api/agent/presence", json={"status": "available"})).raise_for_status()
+        (await self.http.post("/api/agent/presence", json={"state": "available"})).raise_for_status()
 
     async def wait_offer(self, contact_id: str, timeout: float = 20) -> dict[str, Any]:
         deadline = time.monotonic() + timeout

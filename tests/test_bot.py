@@ -121,7 +121,7 @@ async def test_balance_after_identification_then_handoff_to_billing(
     assert closed["disposition"] == "resolved" and closed["note"] == "extension granted"
     assert "Can I pay next week?" in [m["text"] for m in closed["messages"]]
     presence = (await ann.http.get("/api/agent/presence")).json()
-    assert presence["free_slots"] == presence["capacity"]
+    assert presence["free"] == presence["capacity"] and presence["state"] == "available"
     # the visitor writing again starts a new conversation with the bot
     again = await widget.say("hello again")
     assert again["contact_id"] != human["contact_id"]

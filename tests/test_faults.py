@@ -106,7 +106,7 @@ async def test_hub_killed_after_ack_replays_and_answers_once(
         hub.stop()
 
 
-async def test_ring_no_answer_moves_the_offer_and_sets_the_agent_away(
+async def test_ring_no_answer_moves_the_offer_and_sets_the_agent_not_ready(
     tmp_path: Path, own_db: EmbeddedDatabase
 ) -> None:
     hub = own_hub(tmp_path, own_db, HUB_OFFER_TIMEOUT_S="2", HUB_DECLINE_COOLDOWN_S="4")
@@ -124,7 +124,8 @@ async def test_ring_no_answer_moves_the_offer_and_sets_the_agent_away(
         await ben.available()
         await ben.wait_offer(ack["contact_id"], timeout=10)  # Ann did not answer within 2 s
         presence = (await ann.http.get("/api/agent/presence")).json()
-        assert presence == {"status": "away", "free_slots": 3, "capacity": 3}
+        assert (presence["state"], presence["reason"]) == ("not_ready", "missed_offer")
+        assert presence["free"]["chat"] == presence["capacity"]["chat"] == 3
         assert (await ann.http.post(f"/api/contacts/{ack['contact_id']}/accept")).status_code == 409
         # Ben declines: back to the queue, not straight back to Ben; once the cool-down
         # has passed it is offered again rather than stranded
@@ -165,14 +166,16 @@ async def test_a_slot_counter_left_by_a_killed_process_is_repaired(
 
         long_ago = datetime.now(UTC) - timedelta(minutes=5)
         await ctx.db.agents.update_one(
-            {"_id": agent_id}, {"$set": {"free_slots": 1, "slots_changed_at": long_ago}}
+            {"_id": agent_id},
+            {"$set": {"free.chat": 1, "load.chat": 2, "slots_changed_at": long_ago}},
         )
         for _ in range(50):
             agent = await ctx.db.agents.find_one({"_id": agent_id})
-            if agent is not None and agent["free_slots"] == agent["capacity"]:
+            if agent is not None and agent["free"]["chat"] == agent["capacity"]["chat"]:
                 break
             await asyncio.sleep(0.2)
-        assert agent is not None and agent["free_slots"] == agent["capacity"] == 3
+        assert agent is not None and agent["free"]["chat"] == agent["capacity"]["chat"] == 3
+        assert agent["load"]["chat"] == 0
         # a counter that agrees with the contacts is left alone
         widget = Widget(hub.ws_url, t["slug"])
         await widget.connect()
@@ -180,7 +183,7 @@ async def test_a_slot_counter_left_by_a_killed_process_is_repaired(
         await ann.wait_offer(ack["contact_id"])
         await asyncio.sleep(3)
         agent = await ctx.db.agents.find_one({"_id": agent_id})
-        assert agent is not None and agent["free_slots"] == 2
+        assert agent is not None and (agent["free"]["chat"], agent["load"]["chat"]) == (2, 1)
         await ctx.db.close()
         await ann.close()
         await widget.close()

@@ -42,7 +42,7 @@ async def test_pickup_move_and_force_assign(hub_nobot: HubProcess, tenant_in) ->
     mine = (await ben.http.get("/api/agent/contacts")).json()["assigned"]
     assert {c["id"] for c in mine} == {acks[0]["contact_id"], acks[2]["contact_id"]}
     presence = (await ben.http.get("/api/agent/presence")).json()
-    assert presence["free_slots"] == presence["capacity"] - 2
+    assert presence["free"]["chat"] == presence["capacity"]["chat"] - 2
     # another tenant's supervisor cannot touch these contacts
     other = await tenant_in(hub_nobot, agents={"sue": []}, roles={"sue": ["supervisor"]})
     sue = Agent(hub_nobot.url, other["slug"], "sue@t.test")

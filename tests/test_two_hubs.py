@@ -24,6 +24,7 @@ import pytest
 
 from bot.turns import UNAVAILABLE_TEXT
 from hub.context import AppContext
+from hub.db import Doc
 from hub.embedded_db import EmbeddedDatabase, free_port
 from tests.conftest import context_for, make_tenant
 from tests.support import Agent, HubProcess, Widget
@@ -75,6 +76,14 @@ async def sign_in(hubs: HubPair, t: dict[str, Any], index: int, name: str) -> Pa
     return PairAgent(name, t["users"][name]["_id"], clients)
 
 
+def free_chat(agent: Doc) -> int:
+    """Free chat slots of an agent document (every contact in these tests is a chat)."""
+    free = agent["free"]["chat"]
+    if free + agent["load"].get("chat", 0) != agent["capacity"]["chat"]:
+        raise AssertionError(f"agent {agent['name']}: free and load disagree: {agent}")
+    return int(free)
+
+
 @dataclass
 class Sampler:
     """Reads the tenant's contacts and agents over and over, checking the invariants each time."""
@@ -97,13 +106,13 @@ class Sampler:
         self.samples += 1
         held: Counter[str] = Counter()
         for cid, c in contacts.items():
-            offer_to = (c.get("offer") or {}).get("agent_id")
+            offer_to = (c.get("offer") or {}).get("agent_ids")
             if c["status"] == "offered":
-                if not offer_to or c.get("agent_id"):
+                if not offer_to or len(offer_to) != 1 or c.get("agent_id"):
                     self.violations.append(
                         f"offered contact {cid} has holders {offer_to}/{c.get('agent_id')}"
                     )
-                holder = offer_to
+                holder = offer_to[0] if offer_to else None
             elif c["status"] == "assigned":
                 if offer_to or not c.get("agent_id"):
                     self.violations.append(
@@ -122,11 +131,11 @@ class Sampler:
                 if c["queued_at"] != first:
                     self.violations.append(f"queued_at of {cid} moved from {first} to {c['queued_at']}")
         for aid, a in agents.items():
-            cap = a["capacity"]
-            for free in {a["free_slots"], before.get(aid, a)["free_slots"]}:
+            cap = a["capacity"]["chat"]
+            for free in {free_chat(a), free_chat(before.get(aid, a))}:
                 if free < 0 or free > cap:
                     self.violations.append(f"agent {a['name']} free_slots={free} (capacity {cap})")
-            free = a["free_slots"] if at_rest else min(a["free_slots"], before.get(aid, a)["free_slots"])
+            free = free_chat(a) if at_rest else min(free_chat(a), free_chat(before.get(aid, a)))
             if held[aid] > cap:
                 self.violations.append(f"agent {a['name']} holds {held[aid]} contacts (capacity {cap})")
             if at_rest and free + held[aid] != cap:
@@ -229,11 +238,11 @@ async def test_two_hubs_fill_every_slot_once(hub_pair: StartHubs, mongo: Embedde
     try:
         ready = await asyncio.gather(
             *(
-                a.clients[i % 2].post("/api/agent/presence", json={"status": "available"})
+                a.clients[i % 2].post("/api/agent/presence", json={"state": "available"})
                 for i, a in enumerate(agents)
             )
         )
-        assert all(r.status_code == 200 and r.json()["free_slots"] == CAPACITY for r in ready)
+        assert all(r.status_code == 200 and r.json()["free"]["chat"] == CAPACITY for r in ready)
         sampling = asyncio.create_task(sampler.run(stop_sampling))
         accepting = [
             asyncio.create_task(accept_offers(a, agents[(i + 1) % len(agents)], log, stop_accepting))
@@ -263,7 +272,7 @@ async def test_two_hubs_fill_every_slot_once(hub_pair: StartHubs, mongo: Embedde
         assert statuses == {"assigned": 24, "queued": 16}, statuses
         for a in agents:
             row = state["agents"][a.user_id]
-            assert (row["free_slots"], state["held"][a.user_id], row["status"]) == (0, CAPACITY, "available")
+            assert (free_chat(row), state["held"][a.user_id], row["state"]) == (0, CAPACITY, "available")
         # every contact was only ever held by one agent, and only that agent's accept won
         assert all(len(h) == 1 for h in sampler.holders.values()), dict(sampler.holders)
         winners = log.winners()
@@ -322,7 +331,7 @@ async def fill_floor(
     agents = [await sign_in(hubs, t, i, name) for i, name in enumerate(names)]
     floor = Floor(ctx, tenant_id, agents, Sampler(ctx, tenant_id), AcceptLog(), [], [])
     for i, a in enumerate(agents):
-        (await a.clients[i % 2].post("/api/agent/presence", json={"status": "available"})).raise_for_status()
+        (await a.clients[i % 2].post("/api/agent/presence", json={"state": "available"})).raise_for_status()
     floor.sampling = asyncio.create_task(floor.sampler.run(floor.stop_sampling))
     stop = asyncio.Event()
     accepting = [
@@ -419,7 +428,7 @@ async def test_queue_survives_a_hub_kill(hub_pair: StartHubs, mongo: EmbeddedDat
         for cid, at in queued:
             assert contacts[cid]["queued_at"] == at  # untouched by the kill and the restart
         for a in floor.agents:
-            assert state["agents"][a.user_id]["free_slots"] == 0
+            assert free_chat(state["agents"][a.user_id]) == 0
         assert all(len(h) == 1 for h in sampler.holders.values()), dict(sampler.holders)
         assert all(len(v) == 1 for v in floor.log.winners().values())
         texts = [f"help me please, visitor {i}" for i in range(slots + waiting)]
