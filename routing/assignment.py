@@ -56,6 +56,8 @@ INTENT_SKILLS = {
 DEFAULT_SKILL = "general"
 # Agents may set these themselves; "busy" and "wrapup" are set by the system.
 AGENT_STATES = ("available", "not_ready", "offline")
+# Priority, then first come first served; the id settles contacts queued in the same millisecond.
+QUEUE_ORDER = [("priority", -1), ("queued_at", 1), ("_id", 1)]
 CANDIDATES = 50  # agents read per decision, longest idle first
 HEAD = 500  # waiting contacts looked at per tenant and sweep
 CALLBACK_TEXT = (
@@ -264,7 +266,7 @@ class Router:
         now = utcnow()
         queues = await self.queues(tenant_id)
         cursor = self.ctx.db.contacts.find({"tenant_id": tenant_id, "status": "queued"})
-        head = [c async for c in cursor.sort([("priority", -1), ("queued_at", 1)]).limit(HEAD)]
+        head = [c async for c in cursor.sort(QUEUE_ORDER).limit(HEAD)]
         hopeless: set[str] = set()  # agent filters that found nobody in this sweep
         assigned = 0
         for doc in head:
@@ -362,9 +364,10 @@ class Router:
             "$or": [
                 {"priority": {"$gt": priority}},
                 {"priority": priority, "queued_at": {"$lt": doc["queued_at"]}},
+                {"priority": priority, "queued_at": doc["queued_at"], "_id": {"$lt": doc["_id"]}},
             ],
         }
-        cursor = self.ctx.db.contacts.find(query).sort([("priority", -1), ("queued_at", 1)]).limit(50)
+        cursor = self.ctx.db.contacts.find(query).sort(QUEUE_ORDER).limit(50)
         async for earlier in cursor:
             if eligible(agent, self.waiting_view(earlier), self.queue_for(earlier, queues), now):
                 return earlier
@@ -422,7 +425,7 @@ class Router:
                 return None
             event = {"type": "queue_offer", "contact_id": doc["_id"], "offers": new_offers}
             self.ctx.bus.publish(f"contact:{doc['_id']}", event)
-            if doc["channel"] == "chat" and "callback" in new_offers:
+            if capacity_channel(doc["channel"]) == "chat" and "callback" in new_offers:
                 await append_message(self.ctx, offered, "system", CALLBACK_TEXT, client_id="router:callback")
             return offered
         return doc

@@ -75,6 +75,17 @@ async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
     return agent
 
 
+async def sync_capacity(ctx: AppContext, tenant_id: str) -> int:
+    """Bring every agent of the tenant to the tenant's capacities (after a settings change)."""
+    capacity = (await tenant_routing(ctx, tenant_id)).capacity
+    changed = 0
+    async for agent in ctx.db.agents.find({"tenant_id": tenant_id}):
+        if agent.get("capacity") != capacity:
+            await _set_capacity(ctx, agent, capacity)
+            changed += 1
+    return changed
+
+
 async def _set_capacity(ctx: AppContext, agent: Doc, capacity: dict[str, int]) -> Doc:
     """Apply new capacities, keeping what the agent holds (`free` may not go below 0)."""
     load = dict(agent.get("load") or {})

@@ -368,7 +368,8 @@ async def wrap_up_one_at_a_time(floor: Floor, rounds: int) -> list[tuple[str, in
         state = await floor.sampler.check(at_rest=True)
         assert not [c for c in state["contacts"].values() if c["status"] == "offered"]
         waiting = sorted(
-            (c for c in state["contacts"].values() if c["status"] == "queued"), key=lambda c: c["queued_at"]
+            (c for c in state["contacts"].values() if c["status"] == "queued"),
+            key=lambda c: (c["queued_at"], c["_id"]),  # the router's order: ties by id
         )
         agent = agents[k % len(agents)]
         mine = next(

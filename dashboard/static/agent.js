@@ -92,28 +92,116 @@
   }
 
   // ------------------------------------------------------------------ presence
-  function setPresence(p) {
-    if (!p) return;
-    if (p.status) {
-      var exists = Array.prototype.some.call(dom.presence.options, function (o) { return o.value === p.status; });
-      if (!exists) {
-        var opt = el("option", "presence-extra", humanize(p.status));
-        opt.value = p.status;
-        dom.presence.appendChild(opt);
-      }
-      dom.presence.value = p.status;
-      dom.presence.setAttribute("data-status", p.status);
-    }
-    if (p.capacity != null) {
-      dom.presenceSlots.textContent = (p.free_slots != null ? p.free_slots : "?") + "/" + p.capacity + " free";
-    }
+  // Select values: "available", "offline", "not_ready:<reason>"; the hub's own states (wrapup,
+  // busy) get a disabled option that only shows where the agent is.
+  var NOT_READY = "not_ready:";
+  var REASON_LABELS = {
+    "break": "Break", lunch: "Lunch", training: "Training", meeting: "Meeting", away: "Away",
+    missed_offer: "missed an offer",
+  };
+  var presence = null;           // last presence from the hub
+  var presenceSeq = 0;           // bumps on every newer presence so a slower GET is dropped
+  var presenceFetchAt = 0;
+
+  function presenceValue(p) {
+    return p.state === "not_ready" ? NOT_READY + (p.reason || "away") : String(p.state);
   }
+
+  function reasonLabel(reason) { return "Not ready — " + (REASON_LABELS[reason] || humanize(reason)); }
+
+  function wrapupLeft() {
+    var t = presence && presence.wrapup_until ? Date.parse(presence.wrapup_until) : NaN;
+    if (isNaN(t)) return null;
+    return Math.max(0, Math.ceil((t - Date.now()) / 1000));
+  }
+
+  function systemLabel(state) {
+    if (state === "wrapup") {
+      var left = wrapupLeft();
+      return "Wrap-up" + (left != null ? " (" + left + "s)" : "");
+    }
+    if (state === "busy") return "Busy";
+    return humanize(state);
+  }
+
+  // The option for a value; states beyond the fixed list are added on the fly.
+  function presenceOption(value) {
+    var opt = Array.prototype.find.call(dom.presence.options, function (o) { return o.value === value; });
+    if (opt) return opt;
+    var choosable = value.indexOf(NOT_READY) === 0;
+    opt = el("option", "presence-extra", choosable ? reasonLabel(value.slice(NOT_READY.length)) : systemLabel(value));
+    opt.value = value;
+    if (choosable) {
+      var offline = Array.prototype.find.call(dom.presence.options, function (o) { return o.value === "offline"; });
+      dom.presence.insertBefore(opt, offline || null);
+    } else {
+      opt.disabled = true;
+      opt.setAttribute("data-system", "1");
+      dom.presence.insertBefore(opt, dom.presence.firstChild);
+    }
+    return opt;
+  }
+
+  function renderSlots(p) {
+    var capacity = p.capacity && typeof p.capacity === "object" ? p.capacity : {};
+    var free = p.free || {};
+    var parts = Object.keys(capacity).filter(function (ch) { return Number(capacity[ch]) > 0; }).sort()
+      .map(function (ch) { return ch + " " + (free[ch] != null ? free[ch] : "?") + "/" + capacity[ch]; });
+    dom.presenceSlots.textContent = parts.length ? parts.join(" · ") + " free" : "";
+  }
+
+  function setPresence(p) {
+    if (!p || !p.state) return;
+    if (p.agent_id && me && p.agent_id !== me.id) return;
+    presence = p;
+    var value = presenceValue(p);
+    Array.prototype.slice.call(dom.presence.querySelectorAll("option.presence-extra")).forEach(function (o) {
+      if (o.value !== value) o.remove();
+    });
+    var opt = presenceOption(value);
+    if (opt.hasAttribute("data-system")) opt.textContent = systemLabel(p.state);
+    opt.selected = true;
+    dom.presence.setAttribute("data-status", value);
+    dom.presence.title = p.state === "wrapup" ? "Choose Available to end the wrap-up now" : "";
+    renderSlots(p);
+  }
+
+  function onPresence(p) {
+    presenceSeq++;
+    setPresence(p);
+  }
+
+  async function loadPresence() {
+    var seq = presenceSeq;
+    presenceFetchAt = Date.now();
+    try {
+      var p = await api("GET", "/api/agent/presence");
+      if (seq === presenceSeq) setPresence(p);
+    } catch (e) { /* shown on change */ }
+  }
+
+  // The wrap-up countdown; once it ran out the hub makes the agent available (and says so
+  // on the socket), but ask now and then in case that push was missed.
+  setInterval(function () {
+    if (!presence || presence.state !== "wrapup") return;
+    var opt = presenceOption("wrapup");
+    opt.textContent = systemLabel("wrapup");
+    if (wrapupLeft() === 0 && Date.now() - presenceFetchAt > 3000) loadPresence();
+  }, 1000);
 
   dom.presence.addEventListener("change", async function () {
     var wanted = dom.presence.value;
     var previous = dom.presence.getAttribute("data-status");
+    var body;
+    if (wanted.indexOf(NOT_READY) === 0) body = { state: "not_ready", reason: wanted.slice(NOT_READY.length) };
+    else if (wanted === "available" || wanted === "offline") body = { state: wanted };
+    else {
+      if (previous) dom.presence.value = previous;
+      return;
+    }
+    presenceSeq++;
     try {
-      setPresence(await api("POST", "/api/agent/presence", { status: wanted }));
+      onPresence(await api("POST", "/api/agent/presence", body));
       refreshContacts();
     } catch (e) {
       if (e.status === 401) return;
@@ -145,8 +233,14 @@
     head.appendChild(el("span", "offer-countdown"));
     node.appendChild(head);
     var tags = el("div", "offer-tags");
+    if (offer.queue) tags.appendChild(el("span", "chip offer-queue", offer.queue));
     if (offer.skill) tags.appendChild(el("span", "chip offer-skill", offer.skill));
     if (offer.channel) tags.appendChild(el("span", "chip chip-muted offer-channel", offer.channel));
+    if (offer.ring_all) {
+      var ring = el("span", "chip chip-muted offer-ring-all", "ring all");
+      ring.title = "Offered to several agents: the first to accept takes it";
+      tags.appendChild(ring);
+    }
     node.appendChild(tags);
     if (offer.reason || offer.intent) node.appendChild(el("div", "offer-reason", humanize(offer.reason || offer.intent)));
     if (offer.preview) node.appendChild(el("div", "offer-preview", offer.preview));
@@ -837,7 +931,7 @@
         if (f.message) onMessage(f.message);
         break;
       case "presence":
-        setPresence(f);
+        onPresence(f);
         break;
       default:
         break;
@@ -901,7 +995,7 @@
     dom.wallboardLink.hidden = !supervisor;
     dom.routingLink.hidden = !supervisor;
     document.title = "Agent desktop – " + (me.tenant_name || "Contact hub");
-    api("GET", "/api/agent/presence").then(setPresence, function () { /* shown on change */ });
+    loadPresence();
     loadDispositions();
     renderOffers();
     renderConversations();

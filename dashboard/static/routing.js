@@ -122,6 +122,27 @@
     return node;
   }
 
+  var STATE_LABELS = { available: "Available", busy: "Busy", wrapup: "Wrap-up", not_ready: "Not ready", offline: "Offline" };
+
+  function humanize(s) {
+    s = String(s == null ? "" : s).replace(/[_-]+/g, " ");
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  }
+
+  // "Not ready (lunch)" plus the free slots per channel, e.g. "chat 2/3 · voice 1/1 free".
+  function agentStateCell(a) {
+    var state = a.state || "offline";
+    var label = STATE_LABELS[state] || humanize(state);
+    if (state === "not_ready" && a.reason) label += " (" + humanize(a.reason).toLowerCase() + ")";
+    var cell = el("td", "agent-status" + (state === "offline" ? " muted" : ""), label);
+    cell.setAttribute("data-state", state);
+    var capacity = a.capacity || {}, free = a.free || {};
+    var slots = Object.keys(capacity).filter(function (ch) { return Number(capacity[ch]) > 0; }).sort()
+      .map(function (ch) { return ch + " " + (free[ch] != null ? free[ch] : "?") + "/" + capacity[ch]; });
+    if (slots.length && state !== "offline") cell.title = slots.join(" · ") + " free";
+    return cell;
+  }
+
   function renderAgents(agents) {
     clear(dom.agents);
     agents.forEach(function (a) {
@@ -130,7 +151,7 @@
       var who = el("td", "agent-name", a.name);
       who.title = a.email || "";
       row.appendChild(who);
-      row.appendChild(el("td", "agent-status muted", a.status || "offline"));
+      row.appendChild(agentStateCell(a));
 
       var skills = el("td");
       var list = el("div", "rt-skills agent-skills");

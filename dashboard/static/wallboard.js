@@ -10,7 +10,8 @@
   var STALE_MS = 15000;      // the hub pushes at least every 5 s; silence this long = dead socket
   var SL_GOOD = 0.8;
   var SL_WARN = 0.6;
-  var STATE_ORDER = ["available", "busy", "away", "offline"];
+  var STATE_ORDER = ["available", "busy", "wrapup", "not_ready", "offline"];
+  var STATE_LABELS = { available: "Available", busy: "Busy", wrapup: "Wrap-up", not_ready: "Not ready", offline: "Offline" };
 
   function $(id) { return document.getElementById(id); }
 
@@ -102,7 +103,24 @@
       var node = el("div", "wb-agent-state");
       node.setAttribute("data-state", state);
       node.appendChild(el("div", "wb-agent-count", agents[state]));
-      node.appendChild(el("div", "wb-agent-label", humanize(state)));
+      node.appendChild(el("div", "wb-agent-label", STATE_LABELS[state] || humanize(state)));
+      if (state === "not_ready") {
+        var reasons = board.not_ready_reasons || {};
+        var names = Object.keys(reasons).sort(function (a, b) {
+          return (reasons[b] - reasons[a]) || (a < b ? -1 : a > b ? 1 : 0);
+        });
+        if (names.length) {
+          var list = el("ul", "wb-agent-reasons");
+          names.forEach(function (reason) {
+            var item = el("li");
+            item.setAttribute("data-reason", reason);
+            item.appendChild(el("span", "wb-agent-reason", humanize(reason)));
+            item.appendChild(el("span", "wb-agent-reason-count", reasons[reason]));
+            list.appendChild(item);
+          });
+          node.appendChild(list);
+        }
+      }
       dom.agents.appendChild(node);
     });
   }

@@ -72,7 +72,7 @@ async def agent_logs_in(page: Page, hub: HubProcess, slug: str, email: str) -> N
     await expect(page.locator("#user-name")).to_have_text("Ann")
     await expect(page.locator("#ws-state")).to_have_text("Live")
     # the desk has loaded the agent's presence before we change it
-    await expect(page.locator("#presence")).to_have_attribute("data-status", "away")
+    await expect(page.locator("#presence")).to_have_attribute("data-status", "not_ready:away")
     await page.locator("#presence").select_option("available")
     await expect(page.locator("#presence")).to_have_attribute("data-status", "available")
 

@@ -48,7 +48,7 @@ async def test_supervisor_sees_the_queue_live_and_agents_are_refused(
     await expect(sam.locator("#wb-sl")).to_have_text("\u2013")  # no contacts yet: no service level
     await expect(sam.locator("#wb-queues tr")).to_have_count(0)
     # agents by state: Sam's visit to the desk registered him, away until he picks a status
-    await expect(sam.locator("#wb-agents [data-state='away'] .wb-agent-label")).to_have_text("Away")
+    await expect(sam.locator("#wb-agents [data-state='not_ready'] .wb-agent-label")).to_have_text("Not ready")
 
     # ---- a visitor chats: with the bot down the contact is queued, and the board shows it
     widget = Widget(hub.ws_url, slug)
