@@ -28,7 +28,6 @@ from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
 from routing.model import (
-    CAPACITY_CHANNEL,
     MIN_LEVEL,
     AgentProfile,
     Queue,
@@ -90,12 +89,6 @@ def agent_profile(doc: Doc) -> AgentProfile:
         idle_since=doc.get("idle_since"),
         last_assigned_at=doc.get("last_assigned_at"),
     )
-
-
-def same_kind_channels(channel: str) -> list[str]:
-    """Every contact channel that takes the same capacity as `channel`."""
-    kind = capacity_channel(channel)
-    return sorted({ch for ch, k in CAPACITY_CHANNEL.items() if k == kind} | {channel})
 
 
 def offered_agents(contact: Doc) -> list[str]:
@@ -268,6 +261,7 @@ class Router:
         cursor = self.ctx.db.contacts.find({"tenant_id": tenant_id, "status": "queued"})
         head = [c async for c in cursor.sort(QUEUE_ORDER).limit(HEAD)]
         hopeless: set[str] = set()  # agent filters that found nobody in this sweep
+        passed: list[Doc] = []  # contacts this sweep could not serve, in queue order
         assigned = 0
         for doc in head:
             escalated = await self._escalate(doc, queues, now)
@@ -277,8 +271,9 @@ class Router:
             flt = self._agent_filter(contact, queue, now)
             key = json.dumps(flt, sort_keys=True, default=str)
             if key in hopeless:
+                passed.append(escalated)
                 continue
-            outcome = await self._try_contact(escalated, contact, queue, flt, queues, now)
+            outcome = await self._try_contact(escalated, contact, queue, flt, queues, passed, now)
             if outcome == "offered":
                 assigned += 1
             elif outcome == "nobody":
@@ -319,9 +314,11 @@ class Router:
         queue: Queue,
         flt: Doc,
         queues: dict[str, Queue],
+        passed: list[Doc],
         now: datetime,
     ) -> str:
-        """Choose, reserve and offer: "offered", "nobody" (no agent fits) or "taken" (lost a race)."""
+        """Choose, reserve and offer: "offered", "nobody" (no agent fits) or "taken" (lost a
+        race). A contact not offered is added to `passed`."""
         cursor = self.ctx.db.agents.find(flt).sort([("idle_since", 1), ("_id", 1)]).limit(CANDIDATES)
         pool = [agent_profile(a) async for a in cursor]
         ring_all = queue.strategy == "ring_all" and contact.channel in RING_ALL_CHANNELS
@@ -339,39 +336,36 @@ class Router:
                     pool = [a for a in pool if a.id != agent.id]
             if not reserved:
                 continue
-            target = doc
-            if not ring_all:  # first come first served across queues for this agent
-                target = await self._earlier_waiting(doc, reserved[0], queues, now) or doc
-            if await self._offer(target, reserved, ring_all=ring_all):
-                self.rr_state = dict(choice.rr_state)
-                return "offered"
+            # first come first served: a slot that freed while this sweep was part-way down
+            # the queue goes to the earliest contact passed over that the agent may take
+            earlier = [] if ring_all else self._earlier_for(reserved[0], passed, queues, now, doc["channel"])
+            for target in [*earlier, doc]:
+                if await self._offer(target, reserved, ring_all=ring_all):
+                    self.rr_state = dict(choice.rr_state)
+                    if target is not doc:
+                        passed.remove(target)
+                        passed.append(doc)
+                    return "offered"
             for agent in reserved:
                 await release(self.ctx, agent.id, contact.channel)
+            passed.append(doc)
             return "taken"
+        passed.append(doc)
         return "nobody"
 
-    async def _earlier_waiting(
-        self, doc: Doc, agent: AgentProfile, queues: dict[str, Queue], now: datetime
-    ) -> Doc | None:
-        """A contact ranked before `doc` that this agent may take (a slot freed while a
-        sweep was part-way down the queue goes to the head, not to where the sweep is)."""
-        priority = doc.get("priority") or 0
-        query: Doc = {
-            "tenant_id": doc["tenant_id"],
-            "status": "queued",
-            "channel": {"$in": same_kind_channels(doc["channel"])},
-            "_id": {"$ne": doc["_id"]},
-            "$or": [
-                {"priority": {"$gt": priority}},
-                {"priority": priority, "queued_at": {"$lt": doc["queued_at"]}},
-                {"priority": priority, "queued_at": doc["queued_at"], "_id": {"$lt": doc["_id"]}},
-            ],
-        }
-        cursor = self.ctx.db.contacts.find(query).sort(QUEUE_ORDER).limit(50)
-        async for earlier in cursor:
-            if eligible(agent, self.waiting_view(earlier), self.queue_for(earlier, queues), now):
-                return earlier
-        return None
+    def _earlier_for(
+        self, agent: AgentProfile, passed: list[Doc], queues: dict[str, Queue], now: datetime, channel: str
+    ) -> list[Doc]:
+        """The passed-over contacts (already in queue order) of the same capacity kind that
+        `agent` may take. Read in this sweep, so one may have been taken meanwhile: the
+        offer's status condition skips it then."""
+        kind = capacity_channel(channel)
+        return [
+            c
+            for c in passed
+            if capacity_channel(c["channel"]) == kind
+            and eligible(agent, self.waiting_view(c), self.queue_for(c, queues), now)
+        ]
 
     async def _offer(self, doc: Doc, agents: list[AgentProfile], *, ring_all: bool) -> bool:
         expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
