@@ -450,10 +450,12 @@ class Router:
                 break
         else:
             raise RoutingError("this offer is changing; try again")
-        for other in ringing:
-            if other != agent_id:
-                await self._revoke(other, contact)
+        others = [other for other in ringing if other != agent_id]
+        for other in others:
+            await self._revoke(other, contact)
         await append_message(self.ctx, contact, "system", f"{agent_name} joined the conversation.")
+        if others:  # their slots are free again
+            await self.assign_waiting(tenant_id)
         await self.ctx.db.agents.update_one({"_id": agent_id}, {"$set": {"last_contact_at": utcnow()}})
         return contact
 
@@ -492,8 +494,7 @@ class Router:
                 continue
             for agent in leaving:
                 await self._revoke(agent, contact)
-            if not remaining:
-                await self.try_assign(updated)
+            await self.assign_waiting(updated["tenant_id"])  # the contact, or the freed slots
             return True
         return False
 
@@ -543,6 +544,7 @@ class Router:
         if contact["status"] == "offered":
             for agent in offered_agents(contact):
                 await self._revoke(agent, contact)
+            await self.assign_waiting(contact["tenant_id"])
         return closed
 
     async def assign_to(self, contact_id: str, agent_id: str, tenant_id: str, *, by: str) -> Doc:
@@ -572,10 +574,11 @@ class Router:
         if assigned is None:
             await release(self.ctx, agent_id, contact["channel"])
             raise RoutingError("this contact changed meanwhile; try again")
+        await append_message(self.ctx, assigned, "system", f"{agent['name']} joined the conversation.")
         if contact["status"] == "offered":
             for previous in offered_agents(contact):
                 await self._revoke(previous, contact)
-        await append_message(self.ctx, assigned, "system", f"{agent['name']} joined the conversation.")
+            await self.assign_waiting(tenant_id)
         return assigned
 
     async def move(

@@ -320,3 +320,10 @@ async def test_a_new_router_continues_where_the_old_one_stopped(floor: Floor) ->
     await restarted.sweep()
     assert (await floor.ringing(first), await floor.ringing(second)) == ([ann], [])
     assert (await floor.get(first))["queued_at"] == before["queued_at"] - timedelta(seconds=61)
+
+
+async def test_an_agent_becoming_available_takes_the_backlog_up_to_capacity(floor: Floor) -> None:
+    ann = await floor.agent("ann", {"general": 5}, state="not_ready")
+    waiting = [await floor.contact() for _ in range(4)]
+    await floor.router.set_presence(ann, "available")
+    assert [await floor.ringing(c) for c in waiting] == [[ann], [ann], [ann], []]  # capacity 3
