@@ -13,13 +13,13 @@ webcall, webchat, chat, email: three capacity kinds), priorities 0-2 and languag
 The contacts are inserted as they are stored once queued, so nothing is assigned before
 the run; every time comes from the real clock, as in the hub.
 
-1. Router: `Router.assign_waiting(tenant)` (one sweep: the head of the queue, up to 500
-   contacts by priority then first come first served, offers made until no agent is
-   left for them) again and again until a sweep offers nothing, or its time budget
+1. Router: `Router.assign_waiting(tenant)` (one pass down the queue by priority then
+   first come first served against a snapshot of the free agents, offers made until no
+   agent has room left) again and again until a sweep offers nothing, or its time budget
    (`--router-seconds`) runs out (the output says which). Nothing accepts the offers,
    so every offer keeps one slot of its agent and the agents fill up to capacity.
    Decision latency is the wall time from the previous successful offer of the same
-   sweep (or the start of the sweep, which includes reading the queues and the head)
+   sweep (or the start of the sweep, which includes reading the agents and the queue)
    to the end of this successful offer (`Router._offer`, in a subclass that only
    times it): so the time spent on contacts passed over because nobody can take them,
    the agent query, the choice, the slot reservation, the conditional contact update
@@ -75,7 +75,7 @@ from bench.common import (
 from hub.context import AppContext
 from hub.db import Database, Doc
 from hub.settings import Settings
-from routing.assignment import HEAD, QUEUE_ORDER, Router, agent_profile, offered_agents
+from routing.assignment import QUEUE_ORDER, Router, agent_profile, offered_agents
 from routing.model import AgentProfile, EscalationStep, PresenceState, Queue, capacity_channel
 from routing.strategies import (
     RING_ALL_CHANNELS,
@@ -209,11 +209,11 @@ class TimedRouter(Router):
     def start_clock(self) -> None:
         self.deadline = time.perf_counter() + self.budget_s
 
-    async def _assign_tenant(self, tenant_id: str) -> int:
+    async def _assign_tenant(self, tenant_id: str, escalate: bool) -> int:
         self.sweeps += 1
         self._mark = time.perf_counter()
         try:
-            return await super()._assign_tenant(tenant_id)
+            return await super()._assign_tenant(tenant_id, escalate)
         finally:
             self.tail_s += time.perf_counter() - self._mark
 
@@ -548,7 +548,7 @@ def report(result: dict[str, Any]) -> None:
             f"inconsistent {r['agent_channels_inconsistent']}, not single {r['offers_not_single']}; "
             f"{r['left_waiting']} left waiting, {r['left_assignable']} of them assignable "
             f"{r['left_assignable_by_kind']}, the first at queue position "
-            f"{r['first_assignable_queue_position']} (a sweep looks at {HEAD})",
+            f"{r['first_assignable_queue_position']}",
         ),
     ]
     print_report(f"bench.router ({r['total_s']} s)", rows, result, name_width=28, console_width=160)

@@ -13,7 +13,7 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from hub.context import AppContext
-from hub.db import Doc
+from hub.db import Doc, update_then_read
 from hub.ids import iso, new_id, utcnow
 
 STATUSES = ("bot", "queued", "offered", "assigned", "wrapup", "closed")
@@ -141,7 +141,7 @@ async def update_contact(
     """Conditional update (`expect` guards state transitions); publishes the new state."""
     query: Doc = {"_id": contact_id, **(expect or {})}
     update: Doc = {"$set": {**changes, "updated_at": utcnow()}, **(extra_update or {})}
-    contact = await ctx.db.contacts.find_one_and_update(query, update, return_document=ReturnDocument.AFTER)
+    contact = await update_then_read(ctx.db.contacts, query, update)
     if contact is not None:
         publish_contact(ctx, contact)
     return contact

@@ -70,3 +70,19 @@ class Database:
 
     async def close(self) -> None:
         await self.client.close()
+
+
+async def update_then_read(collection: AsyncCollection[Doc], query: Doc, update: Doc) -> Doc | None:
+    """A conditional update, then the document as it is now; None if `query` matched nothing.
+
+    Used instead of find_one_and_update on hot paths because the embedded SecantusDB
+    0.7 writes findAndModify's pick back with an `$and` filter its index lookup skips, so
+    each call scans the whole collection (55 ms at 10,000 contacts against 2 ms for
+    update_one + find_one, measured by bench.router). The update itself stays atomic;
+    the read may already show a later change by someone else, which callers accept.
+    Not for counters whose post-increment value must be exact (use find_one_and_update).
+    """
+    result = await collection.update_one(query, update)
+    if result.matched_count == 0:
+        return None
+    return await collection.find_one({"_id": query["_id"]})

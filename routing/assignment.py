@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +27,7 @@ from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
 from routing.model import (
+    CAPACITY_CHANNEL,
     MIN_LEVEL,
     AgentProfile,
     Queue,
@@ -40,7 +40,6 @@ from routing.strategies import (
     RING_ALL_CHANNELS,
     choose_agent,
     effective_requirements,
-    eligible,
     select_queue_by_area,
     sticky_active,
 )
@@ -57,8 +56,7 @@ DEFAULT_SKILL = "general"
 AGENT_STATES = ("available", "not_ready", "offline")
 # Priority, then first come first served; the id settles contacts queued in the same millisecond.
 QUEUE_ORDER = [("priority", -1), ("queued_at", 1), ("_id", 1)]
-CANDIDATES = 50  # agents read per decision, longest idle first
-HEAD = 500  # waiting contacts looked at per tenant and sweep
+CANDIDATES = 50  # at most this many agents ring at once (ring-all)
 CALLBACK_TEXT = (
     "All our agents are still busy. You can keep waiting, or leave your phone number or "
     "email here and we will get back to you."
@@ -94,6 +92,36 @@ def agent_profile(doc: Doc) -> AgentProfile:
 def offered_agents(contact: Doc) -> list[str]:
     offer = contact.get("offer") or {}
     return list(offer.get("agent_ids") or ([offer["agent_id"]] if offer.get("agent_id") else []))
+
+
+def channels_of(kinds: set[str]) -> list[str]:
+    """Every contact channel that takes one of these capacity kinds."""
+    return sorted({ch for ch, kind in CAPACITY_CHANNEL.items() if kind in kinds} | kinds)
+
+
+class FreeAgents:
+    """A pass's snapshot of the available agents, kept in step with the slots it takes."""
+
+    def __init__(self, agents: list[AgentProfile]) -> None:
+        self.agents = agents  # longest idle first
+
+    def kinds(self) -> set[str]:
+        return {kind for a in self.agents for kind in a.capacity if a.free(kind) > 0}
+
+    def with_room(self, kind: str) -> list[AgentProfile]:
+        return [a for a in self.agents if a.free(kind) > 0]
+
+    def took(self, agent: AgentProfile, kind: str, now: datetime) -> None:
+        agent.load[kind] = agent.load.get(kind, 0) + 1
+        agent.idle_since = now  # as `reserve` wrote it: longest idle rotates
+        self.agents = [a for a in self.agents if a is not agent] + [agent]
+
+    def gave_back(self, agent: AgentProfile, kind: str) -> None:
+        agent.load[kind] = max(0, agent.load.get(kind, 0) - 1)
+
+    def drop(self, agent: AgentProfile) -> None:
+        """Its document changed under us (state, or slots taken elsewhere): leave it out."""
+        self.agents = [a for a in self.agents if a is not agent]
 
 
 class RoutingError(Exception):
@@ -241,131 +269,113 @@ class Router:
             return False
         return await self.assign_waiting(contact["tenant_id"]) > 0
 
-    async def assign_waiting(self, tenant_id: str | None = None) -> int:
-        """Offer queued contacts while agents are free: priority, then first come first served."""
+    async def assign_waiting(self, tenant_id: str | None = None, *, escalate: bool = False) -> int:
+        """Offer queued contacts while agents are free: priority, then first come first served.
+
+        Event-driven calls (a contact queued, a slot freed) stop as soon as no agent has
+        room; the periodic sweep passes `escalate=True` and looks at every queued contact,
+        so overflow and callback steps happen also when nobody is free.
+        """
         if tenant_id is None:
-            tenants = {
-                d["tenant_id"]
-                async for d in self.ctx.db.contacts.find({"status": "queued"}, {"tenant_id": 1})
-            }
+            query: Doc = {"status": "queued"}
+            tenants = {d["tenant_id"] async for d in self.ctx.db.contacts.find(query, {"tenant_id": 1})}
         else:
             tenants = {tenant_id}
         assigned = 0
         for tenant in sorted(tenants):
-            assigned += await self._assign_tenant(tenant)
+            assigned += await self._assign_tenant(tenant, escalate)
         return assigned
 
-    async def _assign_tenant(self, tenant_id: str) -> int:
+    async def _assign_tenant(self, tenant_id: str, escalate: bool) -> int:
+        """One pass down the tenant's queue against a snapshot of its free agents.
+
+        The agents are read once (longest idle first) and kept up to date in memory as
+        slots are taken; the database still decides every reservation, so a stale snapshot
+        only costs a failed conditional update. Reading agents before contacts keeps first
+        come first served across hub processes: a slot freed after the snapshot is not in
+        it, and the process that freed it starts its own pass from the head.
+        """
         now = utcnow()
+        room = FreeAgents(
+            [
+                agent_profile(a)
+                async for a in self.ctx.db.agents.find({"tenant_id": tenant_id, "state": "available"}).sort(
+                    [("idle_since", 1), ("_id", 1)]
+                )
+            ]
+        )
+        if not escalate and not room.kinds():
+            return 0
         queues = await self.queues(tenant_id)
-        cursor = self.ctx.db.contacts.find({"tenant_id": tenant_id, "status": "queued"})
-        head = [c async for c in cursor.sort(QUEUE_ORDER).limit(HEAD)]
-        hopeless: set[str] = set()  # agent filters that found nobody in this sweep
-        passed: list[Doc] = []  # contacts this sweep could not serve, in queue order
+        query: Doc = {"tenant_id": tenant_id, "status": "queued"}
+        if not escalate:
+            query["channel"] = {"$in": channels_of(room.kinds())}
+        hopeless: set[tuple[Any, ...]] = set()  # conditions no free agent meets, this pass
         assigned = 0
-        for doc in head:
-            escalated = await self._escalate(doc, queues, now)
-            if escalated is None:
+        async for doc in self.ctx.db.contacts.find(query).sort(QUEUE_ORDER).batch_size(500):
+            if not escalate and not room.kinds():
+                break
+            escalated = await self._escalate(doc, queues, now) if escalate else doc
+            if escalated is None or capacity_channel(escalated["channel"]) not in room.kinds():
                 continue
             contact, queue = self.waiting_view(escalated), self.queue_for(escalated, queues)
-            flt = self._agent_filter(contact, queue, now)
-            key = json.dumps(flt, sort_keys=True, default=str)
+            key = self._conditions(contact, queue, now)
             if key in hopeless:
-                passed.append(escalated)
                 continue
-            outcome = await self._try_contact(escalated, contact, queue, flt, queues, passed, now)
+            outcome = await self._try_contact(escalated, contact, queue, room, now)
             if outcome == "offered":
                 assigned += 1
             elif outcome == "nobody":
                 hopeless.add(key)
         return assigned
 
-    def _agent_filter(self, contact: WaitingContact, queue: Queue, now: datetime) -> Doc:
-        """The hard conditions of `strategies.eligible` as a query, so MongoDB returns only
-        agents who could take the contact; the strategy then picks among them."""
+    @staticmethod
+    def _conditions(contact: WaitingContact, queue: Queue, now: datetime) -> tuple[Any, ...]:
+        """What decides who may take a contact (the hard conditions of `eligible`): two
+        contacts with equal conditions have the same takers, so one that found nobody
+        spares the others the search."""
         reqs = effective_requirements(queue, contact, contact.waited_s(now))
-        flt: Doc = {
-            "tenant_id": contact.tenant_id,
-            "state": "available",
-            f"free.{contact.channel}": {"$gt": 0},
-        }
-        ids: Doc = {}
-        if contact.excluded_agents:
-            ids["$nin"] = contact.excluded_agents
-        if contact.direct_agent_id is not None:
-            ids["$eq"] = contact.direct_agent_id
-        elif sticky_active(contact, now):
-            ids["$eq"] = contact.preferred_agent_id
-        if ids:
-            flt["_id"] = ids
-        if contact.language:
-            flt["languages"] = contact.language
+        only = contact.direct_agent_id or (
+            contact.preferred_agent_id if sticky_active(contact, now) else None
+        )
         levels = {} if contact.direct_agent_id is not None else dict(reqs.skills)
-        if contact.direct_group is not None:
-            levels[contact.direct_group] = max(MIN_LEVEL, levels.get(contact.direct_group, 0))
-        for skill, level in sorted(levels.items()):
-            flt[f"skills.{skill}"] = {"$gte": level}
-        return flt
+        return (
+            contact.channel,
+            tuple(contact.excluded_agents),
+            only,
+            contact.language,
+            contact.direct_group,
+            tuple(sorted(levels.items())),
+        )
 
     async def _try_contact(
-        self,
-        doc: Doc,
-        contact: WaitingContact,
-        queue: Queue,
-        flt: Doc,
-        queues: dict[str, Queue],
-        passed: list[Doc],
-        now: datetime,
+        self, doc: Doc, contact: WaitingContact, queue: Queue, room: FreeAgents, now: datetime
     ) -> str:
-        """Choose, reserve and offer: "offered", "nobody" (no agent fits) or "taken" (lost a
-        race). A contact not offered is added to `passed`."""
-        cursor = self.ctx.db.agents.find(flt).sort([("idle_since", 1), ("_id", 1)]).limit(CANDIDATES)
-        pool = [agent_profile(a) async for a in cursor]
+        """Choose, reserve and offer: "offered", "nobody" (no agent fits) or "taken" (lost a race)."""
         ring_all = queue.strategy == "ring_all" and contact.channel in RING_ALL_CHANNELS
-        while pool:
+        while True:
+            pool = room.with_room(contact.channel)
             choice = choose_agent(queue.strategy, pool, contact, queue, now, self.rr_state)
             if not choice.agents:
                 return "nobody"
             reserved: list[AgentProfile] = []
-            for agent in choice.agents:
+            for agent in choice.agents[:CANDIDATES]:
                 if await reserve(self.ctx, agent.id, contact.channel):
+                    room.took(agent, contact.channel, now)
                     reserved.append(agent)
                     if not ring_all:
                         break
                 else:  # another process was faster, or the agent changed state
-                    pool = [a for a in pool if a.id != agent.id]
+                    room.drop(agent)
             if not reserved:
                 continue
-            # first come first served: a slot that freed while this sweep was part-way down
-            # the queue goes to the earliest contact passed over that the agent may take
-            earlier = [] if ring_all else self._earlier_for(reserved[0], passed, queues, now, doc["channel"])
-            for target in [*earlier, doc]:
-                if await self._offer(target, reserved, ring_all=ring_all):
-                    self.rr_state = dict(choice.rr_state)
-                    if target is not doc:
-                        passed.remove(target)
-                        passed.append(doc)
-                    return "offered"
-            for agent in reserved:
+            if await self._offer(doc, reserved, ring_all=ring_all):
+                self.rr_state = dict(choice.rr_state)
+                return "offered"
+            for agent in reserved:  # another process offered the contact meanwhile
                 await release(self.ctx, agent.id, contact.channel)
-            passed.append(doc)
+                room.gave_back(agent, contact.channel)
             return "taken"
-        passed.append(doc)
-        return "nobody"
-
-    def _earlier_for(
-        self, agent: AgentProfile, passed: list[Doc], queues: dict[str, Queue], now: datetime, channel: str
-    ) -> list[Doc]:
-        """The passed-over contacts (already in queue order) of the same capacity kind that
-        `agent` may take. Read in this sweep, so one may have been taken meanwhile: the
-        offer's status condition skips it then."""
-        kind = capacity_channel(channel)
-        return [
-            c
-            for c in passed
-            if capacity_channel(c["channel"]) == kind
-            and eligible(agent, self.waiting_view(c), self.queue_for(c, queues), now)
-        ]
 
     async def _offer(self, doc: Doc, agents: list[AgentProfile], *, ring_all: bool) -> bool:
         expires_at = utcnow() + timedelta(seconds=self.ctx.settings.offer_timeout_s)
@@ -661,7 +671,7 @@ class Router:
             self._last_repair = now
             if await repair_slots(self.ctx, self.ctx.settings.slot_repair_s):
                 log.warning("repaired agent slot counters left by an interrupted assignment")
-        await self.assign_waiting()
+        await self.assign_waiting(escalate=True)
 
     async def run(self, interval_s: float = 1.0) -> None:
         """Background loop; errors (e.g. a database restart) are logged and retried."""

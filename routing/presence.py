@@ -13,10 +13,8 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pymongo import ReturnDocument
-
 from hub.context import AppContext
-from hub.db import Doc
+from hub.db import Doc, update_then_read
 from hub.ids import iso, utcnow
 from routing.model import PRESENCE_STATES, TenantRouting, capacity_channel
 
@@ -98,10 +96,8 @@ async def _set_capacity(ctx: AppContext, agent: Doc, capacity: dict[str, int]) -
     if "state" not in agent:  # a document from the first router (status / free_slots)
         changes["state"] = "available" if agent.get("status") == "available" else "not_ready"
         changes["not_ready_reason"] = None if changes["state"] == "available" else "away"
-    updated = await ctx.db.agents.find_one_and_update(
-        {"_id": agent["_id"]},
-        {"$set": changes, "$unset": {"status": "", "free_slots": ""}},
-        return_document=ReturnDocument.AFTER,
+    updated = await update_then_read(
+        ctx.db.agents, {"_id": agent["_id"]}, {"$set": changes, "$unset": {"status": "", "free_slots": ""}}
     )
     assert updated is not None
     return updated
@@ -128,9 +124,7 @@ async def set_state(
     query: Doc = {"_id": agent_id}
     if only_from is not None:
         query["state"] = {"$in": list(only_from)}
-    agent = await ctx.db.agents.find_one_and_update(
-        query, {"$set": changes}, return_document=ReturnDocument.AFTER
-    )
+    agent = await update_then_read(ctx.db.agents, query, {"$set": changes})
     if agent is not None:
         publish_presence(ctx, agent)
     return agent
@@ -141,10 +135,10 @@ async def end_wrapups(ctx: AppContext) -> list[Doc]:
     chose another state meanwhile keeps it)."""
     ended = []
     async for agent in ctx.db.agents.find({"state": "wrapup", "wrapup_until": {"$lte": utcnow()}}):
-        done = await ctx.db.agents.find_one_and_update(
+        done = await update_then_read(
+            ctx.db.agents,
             {"_id": agent["_id"], "state": "wrapup", "wrapup_until": agent["wrapup_until"]},
             {"$set": {"state": "available", "wrapup_until": None, "idle_since": utcnow()}},
-            return_document=ReturnDocument.AFTER,
         )
         if done is not None:
             publish_presence(ctx, done)
@@ -159,13 +153,13 @@ async def reserve(ctx: AppContext, agent_id: str, channel: str, *, any_state: bo
     query: Doc = {"_id": agent_id, f"free.{kind}": {"$gt": 0}}
     query["state"] = {"$ne": "offline"} if any_state else "available"
     now = utcnow()
-    agent = await ctx.db.agents.find_one_and_update(
+    agent = await update_then_read(
+        ctx.db.agents,
         query,
         {
             "$inc": {f"free.{kind}": -1, f"load.{kind}": 1},
             "$set": {"slots_changed_at": now, "last_assigned_at": now, "idle_since": now},
         },
-        return_document=ReturnDocument.AFTER,
     )
     if agent is not None:
         publish_presence(ctx, agent)
@@ -176,13 +170,13 @@ async def release(ctx: AppContext, agent_id: str, channel: str) -> Doc | None:
     """Give one slot back; guarded by `load > 0`, so a double release cannot exceed capacity."""
     kind = capacity_channel(channel)
     now = utcnow()
-    agent = await ctx.db.agents.find_one_and_update(
+    agent = await update_then_read(
+        ctx.db.agents,
         {"_id": agent_id, f"load.{kind}": {"$gt": 0}},
         {
             "$inc": {f"free.{kind}": 1, f"load.{kind}": -1},
             "$set": {"idle_since": now, "slots_changed_at": now},
         },
-        return_document=ReturnDocument.AFTER,
     )
     if agent is not None:
         publish_presence(ctx, agent)

@@ -137,14 +137,14 @@ async def test_overflow_moves_the_contact_and_callback_is_offered(floor: Floor) 
     cid = await floor.contact("sales", queue_id=sales.id)
     async with floor.ctx.bus.subscribe(f"contact:{cid}") as events:
         await floor.age(cid, 25)
-        await floor.router.assign_waiting(floor.tenant_id)
+        await floor.router.sweep()
         offered = await _next_event(events, "queue_offer")
     assert offered["offers"] == ["callback"]
     texts = [m["text"] for m in await messages_after(floor.ctx, cid)]
     assert any("call you back" in t or "get back to you" in t for t in texts)
     assert await floor.ringing(cid) == []
     await floor.age(cid, 40)
-    await floor.router.assign_waiting(floor.tenant_id)
+    await floor.router.sweep()
     contact = await floor.get(cid)
     assert contact["queue_id"] == overflow.id and contact["queue_path"] == [sales.id, overflow.id]
     assert await floor.ringing(cid) == [backup]
