@@ -68,20 +68,25 @@ async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
     )
     agent = await ctx.db.agents.find_one({"_id": user["_id"]})
     assert agent is not None
-    if agent.get("capacity") != settings.capacity or "state" not in agent:
-        agent = await _set_capacity(ctx, agent, settings.capacity)
+    capacity = agent_capacity(settings, user)
+    if agent.get("capacity") != capacity or "state" not in agent:
+        agent = await _set_capacity(ctx, agent, capacity)
     return agent
 
 
 async def sync_capacity(ctx: AppContext, tenant_id: str) -> int:
-    """Bring every agent of the tenant to the tenant's capacities (after a settings change)."""
-    capacity = (await tenant_routing(ctx, tenant_id)).capacity
+    """Bring every agent of the tenant to its capacities (after a settings change)."""
     changed = 0
-    async for agent in ctx.db.agents.find({"tenant_id": tenant_id}):
-        if agent.get("capacity") != capacity:
-            await _set_capacity(ctx, agent, capacity)
-            changed += 1
+    async for user in ctx.db.users.find({"tenant_id": tenant_id, "roles": "agent"}):
+        before = await ctx.db.agents.find_one({"_id": user["_id"]}, {"capacity": 1})
+        after = await ensure_agent(ctx, user)
+        changed += int((before or {}).get("capacity") != after.get("capacity"))
     return changed
+
+
+def agent_capacity(settings: TenantRouting, user: Doc) -> dict[str, int]:
+    """The tenant's capacities, with the agent's own where a supervisor set them."""
+    return {**settings.capacity, **(user.get("capacity") or {})}
 
 
 async def _set_capacity(ctx: AppContext, agent: Doc, capacity: dict[str, int]) -> Doc:
