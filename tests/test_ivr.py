@@ -360,6 +360,35 @@ def test_queue_exit_keys_offer_voicemail_and_callback() -> None:
     assert callback.state == "ended"
 
 
+def test_escalation_offers_keys_the_queue_node_lacks_and_they_survive_storage() -> None:
+    """The router's escalation offers a callback: a node without exit keys gets 1 for it."""
+    session = IvrSession(validate_flow(minimal()), OPEN)
+    session.start()
+    session.on_dtmf("1")
+    assert session.on_dtmf("1") == []  # no exit keys yet
+    actions = session.on_queue_offer(["callback"])
+    assert actions == [
+        Play(text("All our agents are still busy. Press 1 and we will call you back.")),
+        Listen("dtmf", None, None),
+    ]
+    restored = IvrSession.from_dict(json.loads(json.dumps(session.to_dict())))
+    assert restored.on_dtmf("1")[:2] == [LeaveQueue(), CreateCallback()]
+    # a node's own keys are used as they are; voicemail added later takes the next free key
+    demo_session = started()
+    demo_session.on_dtmf("1")  # the demo billing queue has 1 = voicemail, 2 = callback
+    said = demo_session.on_queue_offer(["voicemail"])
+    assert said[0] == Play(text("All our agents are still busy. Press 1 to leave a message."))
+    assert started().on_queue_offer(["callback"]) == []  # not queued
+
+
+def test_queue_node_targets_a_queue_or_one_agent() -> None:
+    doc = minimal()
+    doc["nodes"]["sales"].update(queue_id="q-sales", agent_id="agent-7")
+    session = IvrSession(validate_flow(doc), OPEN)
+    session.start()
+    assert Enqueue("sales", "ivr_selection", "q-sales", "agent-7") in session.on_dtmf("1")
+
+
 def test_position_announcements() -> None:
     session = started()
     session.on_dtmf("1")
