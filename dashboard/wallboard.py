@@ -54,14 +54,33 @@ async def snapshot(ctx: AppContext, tenant_id: str) -> dict[str, Any]:
     since = now - timedelta(hours=24)
     answered: list[float] = []
     abandoned = 0
+    thresholds = {
+        q["name"]: float((q.get("service_level") or {}).get("threshold_s") or SL_THRESHOLD_S)
+        async for q in ctx.db.queues.find({"tenant_id": tenant_id}, {"name": 1, "service_level": 1})
+    }
+    per_queue: dict[str, tuple[list[float], list[int]]] = {}  # name -> (answer waits, [abandoned])
     async for contact in ctx.db.contacts.find(
         {"tenant_id": tenant_id, "queued_at": {"$gte": since}},
-        {"status": 1, "queued_at": 1, "assigned_at": 1, "disposition": 1},
+        {"status": 1, "queued_at": 1, "assigned_at": 1, "disposition": 1, "queue_name": 1, "skill": 1},
     ):
+        name = contact.get("queue_name") or contact.get("skill") or "general"
+        waits, gave_up = per_queue.setdefault(name, ([], [0]))
         if contact.get("assigned_at"):
             answered.append(_seconds(contact["assigned_at"], contact["queued_at"]))
+            waits.append(answered[-1])
         elif contact.get("status") == "closed" and contact.get("disposition") == "abandoned":
             abandoned += 1
+            gave_up[0] += 1
+    for name, (waits, gave_up) in per_queue.items():
+        threshold = thresholds.get(name, SL_THRESHOLD_S)
+        queue = queues.setdefault(name, {"waiting": 0, "longest_wait_s": 0.0})
+        level = service_level(waits, gave_up[0], threshold)
+        queue.update(
+            service_level=None if level is None else round(level, 3),
+            service_level_threshold_s=threshold,
+            answered_24h=len(waits),
+            abandoned_24h=gave_up[0],
+        )
     agents: dict[str, int] = {}
     not_ready: dict[str, int] = {}
     async for agent in ctx.db.agents.find(

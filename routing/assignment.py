@@ -40,6 +40,7 @@ from routing.strategies import (
     RING_ALL_CHANNELS,
     choose_agent,
     effective_requirements,
+    queue_open,
     select_queue_by_area,
     sticky_active,
 )
@@ -60,6 +61,12 @@ CANDIDATES = 50  # at most this many agents ring at once (ring-all)
 CALLBACK_TEXT = (
     "All our agents are still busy. You can keep waiting, or leave your phone number or "
     "email here and we will get back to you."
+)
+
+
+CLOSED_TEXT = (
+    "We are outside our opening hours, so an answer may take longer. You can keep waiting, "
+    "or leave your phone number or email here and we will get back to you."
 )
 
 
@@ -206,8 +213,24 @@ class Router:
             changes["preferred_until"] = now + timedelta(seconds=settings.sticky_wait_s)
         queued = await update_contact(self.ctx, contact_id, changes, expect={"status": "bot"})
         if queued is not None:
+            if not queue_open(queue, now):
+                await self._closed(queued)
             await self.assign_waiting(tenant_id)
         return await get_contact(self.ctx, contact_id)
+
+    async def _closed(self, contact: Doc) -> None:
+        """Outside the queue's business hours the contact still waits (an agent may be on
+        late), and is offered a way out at once: a callback, or voicemail for callers."""
+        offers = (
+            ["callback", "voicemail"] if capacity_channel(contact["channel"]) == "voice" else ["callback"]
+        )
+        updated = await update_contact(self.ctx, contact["_id"], {"escalation_offers": offers})
+        self.ctx.bus.publish(
+            f"contact:{contact['_id']}",
+            {"type": "queue_offer", "contact_id": contact["_id"], "offers": offers},
+        )
+        if updated is not None and capacity_channel(contact["channel"]) == "chat":
+            await append_message(self.ctx, updated, "system", CLOSED_TEXT, client_id="router:closed")
 
     async def _customer_priority(self, contact: Doc) -> int:
         if not contact.get("customer_id"):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from bot.ivr import Schedule
 from hub.contacts import get_contact, messages_after, open_contact
 from hub.context import AppContext
 from hub.db import Doc
@@ -327,3 +328,15 @@ async def test_an_agent_becoming_available_takes_the_backlog_up_to_capacity(floo
     waiting = [await floor.contact() for _ in range(4)]
     await floor.router.set_presence(ann, "available")
     assert [await floor.ringing(c) for c in waiting] == [[ann], [ann], [ann], []]  # capacity 3
+
+
+async def test_a_closed_queue_offers_a_callback_at_once(floor: Floor) -> None:
+    closed = Schedule(hours={}, holidays=[])  # no opening hours at all
+    queue = await floor.queue(name="weekdays", skills={"general": 1}, schedule=closed)
+    cid = await floor.contact(queue_id=queue.id)
+    contact = await floor.get(cid)
+    assert contact["status"] == "queued" and contact["escalation_offers"] == ["callback"]
+    assert any("opening hours" in m["text"] for m in await messages_after(floor.ctx, cid))
+    ann = await floor.agent("ann", {"general": 5})  # an agent working late still gets it
+    await floor.router.assign_waiting(floor.tenant_id)
+    assert await floor.ringing(cid) == [ann]

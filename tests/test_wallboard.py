@@ -49,6 +49,8 @@ async def test_wallboard_pushes_queue_and_agent_changes(hub_nobot: HubProcess, t
         await ann.http.post(f"/api/contacts/{offer['contact_id']}/accept")
         board, _ = await next_board(ws, lambda b: b["answered_24h"] == 1)
         assert board["waiting"] == 0 and board["service_level"] == 1.0
+        general = board["queues"]["general"]  # per queue too, with the queue's threshold
+        assert (general["waiting"], general["answered_24h"], general["service_level"]) == (0, 1, 1.0)
         assert (await sam.http.get("/api/wallboard")).json()["answered_24h"] == 1
         await widget.close()
         await ann.close()

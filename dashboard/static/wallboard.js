@@ -137,6 +137,12 @@
       row.appendChild(el("td", "wb-queue-name", humanize(name)));
       row.appendChild(el("td", "num wb-queue-waiting", queues[name].waiting));
       row.appendChild(el("td", "num wb-queue-longest"));
+      var level = queues[name].service_level;
+      var sl = el("td", "num wb-queue-sl", level == null ? "–" : Math.round(level * 100) + " %");
+      if (queues[name].service_level_threshold_s != null) {
+        sl.title = "answered within " + queues[name].service_level_threshold_s + " s, last 24 h";
+      }
+      row.appendChild(sl);
       dom.queues.appendChild(row);
     });
     dom.queuesEmpty.hidden = names.length > 0;
