@@ -1,6 +1,7 @@
-"""The supervisor routing page in a real browser: a supervisor adds a queue and sets an
-agent's skill level through the page, and the API shows both; an agent is refused the page
-and does not see the desk's Routing link.
+"""The supervisor routing page in a real browser: a supervisor adds a queue, sets an agent's
+skill level, changes the tenant's routing settings and gives an agent her own capacity and
+languages through the page, and the API shows all of it; an agent is refused the page and
+does not see the desk's Routing link.
 """
 
 from __future__ import annotations
@@ -81,6 +82,42 @@ async def test_supervisor_configures_queues_and_skill_levels(
     response = await ann_page.goto(f"{hub.url}/routing")
     assert response is not None and response.status == 403
     await expect(ann_page.locator("#forbidden")).to_contain_text("Supervisors only")
+
+    # ---- routing settings: the form shows the tenant's, a bad capacity is refused with the
+    # server's reason, and a good one is stored
+    settings_before = await (await sam.request.get(f"{hub.url}/api/routing/settings")).json()
+    await expect(sam.locator("#rs-cap-chat")).to_have_value(str(settings_before["capacity"]["chat"]))
+    await expect(sam.locator("#rs-cap-voice")).to_have_value(str(settings_before["capacity"]["voice"]))
+    await sam.locator("#rs-cap-chat").fill("51")
+    await sam.locator("#rs-save").click()
+    await expect(sam.locator("#rs-status")).to_contain_text("0..50")
+    await sam.locator("#rs-cap-chat").fill("2")
+    await sam.locator("#rs-save").click()
+    await expect(sam.locator("#rs-status")).to_have_text("Saved")
+    settings = await (await sam.request.get(f"{hub.url}/api/routing/settings")).json()
+    assert settings["capacity"]["chat"] == 2
+    # the rest comes back as it was (the form spells out wrap-up 0 for the channels without)
+    no_wrapup = {"voice": 0.0, "chat": 0.0, "email": 0.0, "sms": 0.0}
+    assert settings["wrapup_s"] == {**no_wrapup, **settings_before["wrapup_s"]}
+    unchanged = {k: v for k, v in settings_before.items() if k not in ("capacity", "wrapup_s")}
+    assert {k: v for k, v in settings.items() if k not in ("capacity", "wrapup_s")} == unchanged
+    assert settings["capacity"] == {**settings_before["capacity"], "chat": 2}
+    await expect(ann_row.locator(".agent-capacity")).to_contain_text("chat 2")
+
+    # ---- Ann's own chat capacity and languages through her row
+    await ann_row.locator(".agent-cap-chat").fill("4")
+    await ann_row.locator(".agent-langs").fill("en, KO")
+    await ann_row.locator(".agent-routing-save").click()
+    await expect(ann_row.locator(".agent-routing-saved")).to_have_text("Saved")
+    await expect(ann_row.locator(".agent-capacity")).to_contain_text("chat 4")
+    await expect(ann_row.locator(".agent-languages")).to_have_text("en, ko")
+    await expect(ann_row.locator(".agent-cap-chat")).to_have_value("4")
+    agents = await (await sam.request.get(f"{hub.url}/api/agents")).json()
+    ann = next(a for a in agents if a["name"] == "Ann")
+    assert ann["capacity"]["chat"] == 4
+    assert ann["own_capacity"] == {"chat": 4}
+    assert ann["languages"] == ["en", "ko"]
+    assert ann["skills"] == {"general": 8, "billing": 4}  # the skill levels are left alone
 
     # ---- the 422 and 403 responses are logged by Chromium; nothing else may be
     errors = console_errors(open_page)
