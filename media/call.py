@@ -240,13 +240,17 @@ class CallBrain(FrameProcessor):
             elif isinstance(action, Enqueue):
                 await self._save_path()
                 if not already_queued:
-                    await self.ctx.require_router().enqueue(
+                    router = self.ctx.require_router()
+                    queued = await router.enqueue(
                         self.contact_id,
                         action.skill,
                         action.reason,
                         queue_id=action.queue_id,
                         direct_agent_id=action.agent_id,
                     )
+                    waiting = queued is not None and queued["status"] in ("queued", "offered")
+                    if waiting and queued is not None and await router.hold_music(queued):
+                        self._start_hold_music()  # the queue's music, where the IVR node set none
             elif isinstance(action, StartHoldMusic):
                 self._start_hold_music()
             elif isinstance(action, LeaveQueue):

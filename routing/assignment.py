@@ -232,6 +232,11 @@ class Router:
         if updated is not None and capacity_channel(contact["channel"]) == "chat":
             await append_message(self.ctx, updated, "system", CLOSED_TEXT, client_id="router:closed")
 
+    async def hold_music(self, contact: Doc) -> str | None:
+        """The hold music of the queue the contact waits in, if that queue names one."""
+        queues = await self.queues(contact["tenant_id"])
+        return self.queue_for(contact, queues).hold_music
+
     async def _customer_priority(self, contact: Doc) -> int:
         if not contact.get("customer_id"):
             return 0

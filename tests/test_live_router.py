@@ -340,3 +340,13 @@ async def test_a_closed_queue_offers_a_callback_at_once(floor: Floor) -> None:
     ann = await floor.agent("ann", {"general": 5})  # an agent working late still gets it
     await floor.router.assign_waiting(floor.tenant_id)
     assert await floor.ringing(cid) == [ann]
+
+
+async def test_hold_music_comes_from_the_queue(floor: Floor) -> None:
+    with_music = await floor.queue(name="music", skills={"general": 1}, hold_music="default")
+    silent = await floor.queue(name="silent", skills={"general": 1})
+    assert (
+        await floor.router.hold_music(await floor.get(await floor.contact(queue_id=with_music.id)))
+        == "default"
+    )
+    assert await floor.router.hold_music(await floor.get(await floor.contact(queue_id=silent.id))) is None
