@@ -1,0 +1,1 @@
+/* softphone: see docs/voice-desk.md */
