@@ -21,6 +21,7 @@ from typing import Any
 from gridfs.asynchronous import AsyncGridFSBucket
 from pipecat.audio.vad.silero import SileroVADAnalyzer
 from pipecat.frames.frames import (
+    BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     CancelFrame,
     EndFrame,
@@ -29,6 +30,7 @@ from pipecat.frames.frames import (
     InputAudioRawFrame,
     InputDTMFFrame,
     InterimTranscriptionFrame,
+    InterruptionFrame,
     OutputAudioRawFrame,
     StartFrame,
     TranscriptionFrame,
@@ -70,7 +72,9 @@ from hub.db import Doc
 from hub.events import Event
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer
+from media.bridge import Leg
 from media.hold_music import hold_music_pcm
+from media.recording import Recorder, recording_settings
 from media.timings import timing_observers
 
 log = logging.getLogger(__name__)
@@ -78,6 +82,8 @@ log = logging.getLogger(__name__)
 BOT_DOWN_TEXT = "Sorry, our assistant is unavailable right now. Let me put you through to an agent."
 QUEUE_TICK_S = 30.0
 CHUNK_MS = 20
+TRANSFER_TEXT = "Please hold while I transfer your call."
+PROMPT_WAIT_MAX_S = 20.0
 
 
 def agent_code(user_id: str) -> str:
@@ -116,6 +122,10 @@ class CallBrain(FrameProcessor):
         self._recording_task: asyncio.Task[None] | None = None
         self._speaking_prompt = False
         self._ended = False
+        self._quiet = asyncio.Event()  # set while no prompt or music is playing out
+        self._quiet.set()
+        self._leg: Leg | None = None  # in the agent bridge (media/voice_desk.py)
+        self._bridge_pump: asyncio.Task[None] | None = None
 
     # -- pipecat ------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -135,9 +145,17 @@ class CallBrain(FrameProcessor):
         elif isinstance(frame, InterimTranscriptionFrame):
             pass  # interim text is for latency metrics, not for the IVR
         elif isinstance(frame, InputAudioRawFrame):
+            if self._leg is not None:
+                self._leg.feed(frame.audio)
             if self._recording is not None:
                 self._recording.extend(frame.audio)
+        elif isinstance(frame, InterruptionFrame) and self._leg is not None:
+            pass  # talking over the agent must not cut the agent's audio (or send Twilio a clear)
+        elif isinstance(frame, BotStartedSpeakingFrame):
+            self._quiet.clear()
+            await self.push_frame(frame, direction)
         elif isinstance(frame, BotStoppedSpeakingFrame):
+            self._quiet.set()
             await self.push_frame(frame, direction)
             self._arm_timeout()
         else:
@@ -197,6 +215,9 @@ class CallBrain(FrameProcessor):
                 if event["type"] == "queue_offer":
                     await self._run(self.session.on_queue_offer(list(event["offers"])))
                     continue
+                if event["type"] == "call_control":
+                    await self._call_control(event)
+                    continue
                 if event["type"] != "contact":
                     continue
                 status = event["contact"]["status"]
@@ -204,9 +225,79 @@ class CallBrain(FrameProcessor):
                     self._stop_hold_music()
                     code = agent_code(event["contact"].get("agent_id") or "0" * 8)
                     await self._run(self.session.on_agent_connected(code))
+                    await self._join_agent()
+                elif status in ("queued", "offered") and self.session.state == "agent":
+                    await self._back_to_queue()
                 elif status == "closed" and self.session.state in ("agent", "queued"):
                     self._stop_hold_music()
+                    await self._leave_agent()
                     await self._run(self.session.on_call_end())
+
+    # -- the agent part -------------------------------------------------------------------------
+    async def _join_agent(self) -> None:
+        """Through to the agent: the recording disclosure (if the tenant wants one), then the
+        caller joins the agent's bridge and the recording starts."""
+        from media.voice_desk import voice_desk
+
+        policy = await recording_settings(self.ctx, self.tenant_id)
+        if policy.enabled and policy.disclosure:
+            await self._say(policy.disclosure_text)
+        await self._wait_prompts()
+        contact = await get_contact(self.ctx, self.contact_id)
+        if contact is None or contact["status"] != "assigned" or self.session.state != "agent" or self._ended:
+            return
+        recorder = None
+        if policy.enabled:
+            recorder = Recorder(self.tenant_id, self.contact_id, 16000, disclosure_played=policy.disclosure)
+        leg = Leg("customer", self.sample_rate, name=contact.get("from_number") or "caller")
+        self._leg = leg
+        self._bridge_pump = self.create_task(self._play_bridge(leg), "bridge-out")
+        await voice_desk(self.ctx).customer_joins(contact, leg, recorder)
+        if self.stt is not None:
+            await self.stt.set_grammar(None)  # free speech: the live transcript the agent sees
+
+    async def _wait_prompts(self) -> None:
+        """Until the announcement / disclosure has been played (the bridge would talk over it)."""
+        await asyncio.sleep(0.5)  # the speech starts within this (Piper's first audio ~0.1 s)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._quiet.wait(), PROMPT_WAIT_MAX_S)
+
+    async def _play_bridge(self, leg: Leg) -> None:
+        while True:
+            pcm = await leg.outbox.get()
+            await self.push_frame(OutputAudioRawFrame(pcm, self.sample_rate, 1))
+
+    async def _leave_agent(self) -> None:
+        from media.voice_desk import voice_desk
+
+        if self._leg is None:
+            return
+        self._leg = None
+        if self._bridge_pump is not None:
+            await self.cancel_task(self._bridge_pump)
+            self._bridge_pump = None
+        await voice_desk(self.ctx).customer_leaves(self.contact_id)
+
+    async def _back_to_queue(self) -> None:
+        """Transferred blind, or the agent's browser dropped: wait for the next agent."""
+        await self._leave_agent()
+        self.session.state = "queued"
+        await self._say(TRANSFER_TEXT)
+        self._start_hold_music()
+
+    async def _call_control(self, event: Event) -> None:
+        """The agent hung up: the caller goes on to the survey, back to the IVR, or is let go."""
+        if event.get("action") != "agent_hangup" or self.session.state != "agent":
+            return
+        await self._leave_agent()
+        after = event.get("after")
+        if after == "ivr" and self.session.flow.start:
+            await self._run(self.session.goto(self.session.flow.start))
+        elif after == "end":
+            self.session.state = "ended"
+            await self._run([Hangup()])
+        else:
+            await self._run(self.session.on_call_end())
 
     async def _queue_position(self) -> int:
         contact = await get_contact(self.ctx, self.contact_id)
@@ -398,6 +489,7 @@ class CallBrain(FrameProcessor):
         if self._ended:
             return
         self._ended = True
+        await self._leave_agent()
         await self._finish_call(caller_hung_up=False)
         await self.push_frame(EndWorkerFrame(), FrameDirection.UPSTREAM)
 
@@ -405,6 +497,7 @@ class CallBrain(FrameProcessor):
         """The caller hung up (or the pipeline ends): keep what we have, close what no one holds."""
         self._stop_hold_music()
         self._cancel_timeout()
+        await self._leave_agent()
         if self._recording is not None:
             await self._finish_voicemail()
         if self._watch_task is not None:

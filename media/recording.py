@@ -172,7 +172,9 @@ async def store_recording(
         wav,
         metadata={"tenant_id": tenant_id, "contact_id": contact_id, "recording_id": recording_id},
     )
-    contact = await ctx.db.contacts.find_one({"_id": contact_id}, {"channel": 1, "customer_id": 1, "queue_id": 1})
+    contact = await ctx.db.contacts.find_one(
+        {"_id": contact_id}, {"channel": 1, "customer_id": 1, "queue_id": 1}
+    )
     contact = contact or {}
     doc: Doc = {
         "_id": recording_id,

@@ -619,6 +619,95 @@ class Router:
             await self.assign_waiting(tenant_id)
         return assigned
 
+    async def requeue(
+        self,
+        contact_id: str,
+        agent_id: str,
+        tenant_id: str,
+        *,
+        reason: str,
+        head: bool = False,
+        queue_id: str | None = None,
+        skill: str | None = None,
+        to_agent_id: str | None = None,
+    ) -> Doc:
+        """An assigned contact goes back to waiting: a blind transfer to a queue, a skill or
+        one agent, or (`head`) the agent's connection dropped and the customer must be next.
+        The agent's slot is freed; the contact keeps its first `queued_at`."""
+        contact = await get_contact(self.ctx, contact_id, tenant_id)
+        if contact is None or contact["status"] != "assigned" or contact.get("agent_id") != agent_id:
+            raise RoutingError("this contact is not assigned to that agent")
+        queues = await self.queues(tenant_id)
+        if queue_id is not None and queue_id not in queues:
+            raise RoutingError("no such queue")
+        now = utcnow()
+        changes: Doc = {
+            "status": "queued",
+            "agent_id": None,
+            "agent_name": None,
+            "offer": None,
+            "direct_agent_id": to_agent_id,
+            "preferred_agent_id": None,
+            "requeued_at": now,
+            "requeue_reason": reason,
+            "queued_at": contact.get("queued_at") or now,
+        }
+        if skill or queue_id:
+            queue = self.pick_queue(tenant_id, queues, skill or "", queue_id)
+            changes.update(queue_id=queue.id, queue_name=queue.name, skill=skill or contact.get("skill"))
+            changes["queue_path"] = [*(contact.get("queue_path") or []), queue.id]
+        if head:  # ahead of everyone waiting in that queue: top priority, earliest time
+            first = await self.ctx.db.contacts.find_one(
+                {
+                    "tenant_id": tenant_id,
+                    "queue_id": changes.get("queue_id", contact.get("queue_id")),
+                    "status": {"$in": ["queued", "offered"]},
+                },
+                sort=QUEUE_ORDER,
+            )
+            if first is not None:
+                changes["priority"] = max(contact.get("priority") or 0, first.get("priority") or 0)
+                changes["queued_at"] = min(
+                    changes["queued_at"], first["queued_at"] - timedelta(milliseconds=1)
+                )
+        moved = await update_contact(
+            self.ctx,
+            contact_id,
+            changes,
+            expect={"status": "assigned", "agent_id": agent_id},
+            extra_update={"$push": {"transfers": {"from": agent_id, "reason": reason, "at": now}}},
+        )
+        if moved is None:
+            raise RoutingError("this contact changed meanwhile; try again")
+        await release(self.ctx, agent_id, contact["channel"])
+        await append_message(self.ctx, moved, "system", "The conversation was transferred.")
+        await self.assign_waiting(tenant_id)
+        return await get_contact(self.ctx, contact_id) or moved
+
+    async def hand_over(self, contact_id: str, from_agent: str, to_agent: str, tenant_id: str) -> Doc:
+        """A consulted transfer completes: the contact is the second agent's now. The caller
+        reserved `to_agent`'s slot when that agent joined; `from_agent`'s slot is freed."""
+        target = await self.ctx.db.agents.find_one({"_id": to_agent, "tenant_id": tenant_id})
+        if target is None:
+            raise RoutingError("no such agent")
+        user = await self.ctx.db.users.find_one({"_id": to_agent}, {"name": 1}) or {}
+        now = utcnow()
+        moved = await update_contact(
+            self.ctx,
+            contact_id,
+            {"agent_id": to_agent, "agent_name": user.get("name") or to_agent, "assigned_at": now},
+            expect={"status": "assigned", "agent_id": from_agent, "tenant_id": tenant_id},
+            extra_update={
+                "$push": {"transfers": {"from": from_agent, "to": to_agent, "reason": "consult", "at": now}}
+            },
+        )
+        if moved is None:
+            raise RoutingError("this contact is not assigned to you")
+        await release(self.ctx, from_agent, moved["channel"])
+        await append_message(self.ctx, moved, "system", f"{moved['agent_name']} took over the conversation.")
+        await self.assign_waiting(tenant_id)
+        return moved
+
     async def move(
         self,
         contact_id: str,
@@ -715,10 +804,21 @@ class Router:
     # -- views --------------------------------------------------------------------------------
     async def offer_view(self, contact: Doc) -> dict[str, Any]:
         """What the agent sees in an offer: who, why, and the last thing the customer said."""
-        customer_name = None
+        customer_name = customer_tier = None
+        previous_contacts = 0
         if contact.get("customer_id"):
-            customer = await self.ctx.db.customers.find_one({"_id": contact["customer_id"]}, {"name": 1})
+            customer = await self.ctx.db.customers.find_one(
+                {"_id": contact["customer_id"]}, {"name": 1, "tier": 1, "segment": 1}
+            )
             customer_name = (customer or {}).get("name")
+            customer_tier = (customer or {}).get("tier") or (customer or {}).get("segment")
+            previous_contacts = await self.ctx.db.contacts.count_documents(
+                {
+                    "tenant_id": contact["tenant_id"],
+                    "customer_id": contact["customer_id"],
+                    "_id": {"$ne": contact["_id"]},
+                }
+            )
         preview = ""
         for message in reversed(await messages_after(self.ctx, contact["_id"])):
             if message["author"] == "visitor":
@@ -732,7 +832,10 @@ class Router:
             "queue": contact.get("queue_name"),
             "reason": contact.get("reason"),
             "intent": contact.get("intent"),
+            "last_intent": contact.get("last_intent"),
             "customer_name": customer_name,
+            "customer_tier": customer_tier,
+            "previous_contacts": previous_contacts,
             "preview": preview,
             "ring_all": bool(offer.get("ring_all")),
             "expires_at": iso(offer.get("expires_at")),
