@@ -22,7 +22,9 @@ from channels.twilio import voice as twilio_voice
 from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
 from channels.webrtc import call as webrtc_call
+from channels.webrtc import softphone as webrtc_softphone
 from dashboard import api as dashboard_api
+from dashboard import calls_api as dashboard_calls
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
@@ -89,6 +91,10 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            desk = ctx.extra.get("voice_desk")
+            if desk is not None:
+                with contextlib.suppress(Exception):
+                    await desk.close()
             await ctx.rasa.close()
             await db.close()
             if embedded is not None:
@@ -133,6 +139,8 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         twilio_voice,
         twilio_media,
         webrtc_call,
+        webrtc_softphone,
+        dashboard_calls,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
