@@ -90,6 +90,15 @@ async def my_call(principal: Principal = AGENT, ctx: AppContext = Depends(get_ct
     return _desk(ctx).call_view_for(principal.user_id) or {"connected": False, "bridge": None}
 
 
+@router.get("/invites")
+async def my_invites(
+    principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    """Invitations ringing me (consult, conference, internal call)."""
+    desk = _desk(ctx)
+    return [desk.invite_view(i) for i in desk.invites.values() if i.to_user == principal.user_id]
+
+
 @router.post("/{contact_id}/hold")
 async def hold(
     contact_id: str, body: Toggle, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)

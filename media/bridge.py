@@ -120,6 +120,7 @@ class Leg:
         self._down = Resampler(MIX_RATE, self.rate)
         self._hold_pos = 0
         self._last_fed = 0.0
+        self._extra = np.zeros(0, dtype=np.int16)  # sounds this party sends besides its voice
         self.on_frame: Callable[[bytes], None] | None = None  # optional direct sink (tests, bench)
 
     def feed(self, pcm: bytes) -> None:
@@ -133,15 +134,25 @@ class Leg:
         self._inbox = inbox
         self._last_fed = time.monotonic()
 
+    def play(self, pcm: bytes) -> None:
+        """Send a sound as this party (key tones from the softphone keypad), mixed with its voice."""
+        samples = Resampler(self.rate, MIX_RATE)(np.frombuffer(pcm, dtype="<i2"))
+        self._extra = np.concatenate([self._extra, samples])
+
     def take_frame(self, now: float) -> np.ndarray:
         if self._inbox.size >= FRAME_SAMPLES:
             frame, self._inbox = self._inbox[:FRAME_SAMPLES], self._inbox[FRAME_SAMPLES:]
-            return frame
-        if now - self._last_fed < 0.1:  # the party is sending but this frame is short: a gap
-            self.underruns += 1
-        frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-        frame[: self._inbox.size] = self._inbox
-        self._inbox = np.zeros(0, dtype=np.int16)
+        else:
+            if now - self._last_fed < 0.1:  # the party is sending but this frame is short: a gap
+                self.underruns += 1
+            frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+            frame[: self._inbox.size] = self._inbox
+            self._inbox = np.zeros(0, dtype=np.int16)
+        if self._extra.size:
+            extra, self._extra = self._extra[:FRAME_SAMPLES], self._extra[FRAME_SAMPLES:]
+            mixed = frame.astype(np.int32)
+            mixed[: extra.size] += extra
+            frame = np.clip(mixed, -32768, 32767).astype(np.int16)
         return frame
 
     def hold_frame(self, music: np.ndarray) -> np.ndarray:

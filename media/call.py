@@ -249,6 +249,10 @@ class CallBrain(FrameProcessor):
         recorder = None
         if policy.enabled:
             recorder = Recorder(self.tenant_id, self.contact_id, 16000, disclosure_played=policy.disclosure)
+        self._stop_hold_music()
+        # Drop audio still queued for the caller (music pushed while a prompt played, Twilio's
+        # buffer): the agent's voice must not wait behind it.
+        await self.broadcast_interruption()
         leg = Leg("customer", self.sample_rate, name=contact.get("from_number") or "caller")
         self._leg = leg
         self._bridge_pump = self.create_task(self._play_bridge(leg), "bridge-out")
@@ -283,7 +287,9 @@ class CallBrain(FrameProcessor):
         await self._leave_agent()
         self.session.state = "queued"
         await self._say(TRANSFER_TEXT)
-        self._start_hold_music()
+        await self._wait_prompts()  # music pushed during speech would queue behind it
+        if self.session.state == "queued" and not self._ended:
+            self._start_hold_music()
 
     async def _call_control(self, event: Event) -> None:
         """The agent hung up: the caller goes on to the survey, back to the IVR, or is let go."""

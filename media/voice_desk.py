@@ -309,7 +309,7 @@ class VoiceDesk:
 
         bridge = self.bridge_of(user_id)
         leg = self._my_leg(bridge, user_id)
-        leg.feed(dtmf_pcm(digits, leg.rate))
+        leg.play(dtmf_pcm(digits, leg.rate))
 
     async def monitor(self, contact_id: str, tenant_id: str, user_id: str, mode: Mode) -> None:
         """A supervisor listens, whispers to the agent, or barges in (from any of these to any)."""

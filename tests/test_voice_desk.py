@@ -160,3 +160,242 @@ async def test_caller_agent_hold_whisper_barge_and_recording(
         await ctx.db.close()
     await ann.close()
     await sam.close()
+
+
+async def presence(agent: Agent) -> dict[str, Any]:
+    result: dict[str, Any] = (await agent.http.get("/api/agent/presence")).json()
+    return result
+
+
+async def my_bridge(agent: Agent) -> dict[str, Any] | None:
+    bridge: dict[str, Any] | None = (await agent.http.get("/api/softphone")).json()["bridge"]
+    return bridge
+
+
+async def accept_invite(agent: Agent) -> None:
+    """Accept the invitation ringing this agent (taken from the inviter's bridge view)."""
+
+    async def ringing() -> str | None:
+        for call in (await agent.http.get("/api/calls/invites")).json():
+            return str(call["id"])
+        return None
+
+    invite_id = await wait_for(ringing, timeout=10)
+    accepted = await agent.http.post(f"/api/calls/invites/{invite_id}/accept")
+    assert accepted.status_code == 200, accepted.text
+    await asyncio.sleep(0.5)
+
+
+async def test_consult_complete_then_conference(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"ann": ["general"], "bob": ["general"]})
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    bob, bob_phone = await signed_in(hub_nobot, t["slug"], "bob", BOB_HZ)
+    await ann.available()
+    caller, hum, contact = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771002", "CA" + "b2" * 16
+    )
+    contact_id = contact["_id"]
+    try:
+        await answer(ann, contact_id)
+        await bob.available()
+        consult = await ann.http.post(
+            f"/api/calls/{contact_id}/consult", json={"agent_id": t["users"]["bob"]["_id"]}
+        )
+        assert consult.status_code == 200, consult.text
+        await accept_invite(bob)
+        # the agents talk; the caller is held (music, neither agent)
+        ann_hears, bob_hears, caller_hears = await asyncio.gather(
+            ann_phone.level(BOB_HZ), bob_phone.level(ANN_HZ), caller_level(caller, ANN_HZ)
+        )
+        assert ann_hears > HEARD and bob_hears > HEARD and caller_hears < SILENT
+        assert await bob_phone.level(CALLER_HZ) < SILENT
+        done = await ann.http.post(f"/api/calls/{contact_id}/consult/complete")
+        assert done.status_code == 200 and done.json()["agent_id"] == t["users"]["bob"]["_id"], done.text
+        assert await my_bridge(ann) is None
+        assert (await presence(ann))["load"].get("voice", 0) == 0
+        bob_hears, caller_hears = await asyncio.gather(
+            bob_phone.level(CALLER_HZ), caller_level(caller, BOB_HZ)
+        )
+        assert bob_hears > HEARD and caller_hears > HEARD
+
+        # bob brings ann back as a third party: everyone hears everyone
+        conf = await bob.http.post(
+            f"/api/calls/{contact_id}/conference", json={"agent_id": t["users"]["ann"]["_id"]}
+        )
+        assert conf.status_code == 200, conf.text
+        await accept_invite(ann)
+        bridge = await my_bridge(bob)
+        assert bridge is not None and len(bridge["parties"]) == 3
+        ann_hears, caller_ann, caller_bob = await asyncio.gather(
+            ann_phone.level(CALLER_HZ), caller_level(caller, ANN_HZ), caller_level(caller, BOB_HZ, 1.5)
+        )
+        assert ann_hears > HEARD and caller_ann > HEARD and caller_bob > HEARD
+        assert (await presence(ann))["load"].get("voice") == 1  # a conference party holds a slot
+        assert (await ann.http.post("/api/calls/leave")).status_code == 200
+        assert (await presence(ann))["load"].get("voice", 0) == 0
+        after = await contact_for(mongo, hub_nobot, caller.call_sid)
+        assert after["agent_id"] == t["users"]["bob"]["_id"] and after["status"] == "assigned"
+        assert [x.get("reason") for x in after["transfers"]] == ["consult"]
+    finally:
+        hum.cancel()
+        await caller.hang_up()
+        for phone in (ann_phone, bob_phone):
+            await phone.close()
+    await ann.close()
+    await bob.close()
+
+
+async def test_caller_hanging_up_during_a_consult_ends_both_legs(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"ann": ["general"], "bob": ["general"]})
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    bob, bob_phone = await signed_in(hub_nobot, t["slug"], "bob", BOB_HZ)
+    await ann.available()
+    caller, hum, contact = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771003", "CA" + "c3" * 16
+    )
+    contact_id = contact["_id"]
+    try:
+        await answer(ann, contact_id)
+        await bob.available()
+        consult = await ann.http.post(
+            f"/api/calls/{contact_id}/consult", json={"agent_id": t["users"]["bob"]["_id"]}
+        )
+        assert consult.status_code == 200
+        await accept_invite(bob)
+        assert (await presence(bob))["load"].get("voice") == 1
+        hum.cancel()
+        await caller.hang_up()
+
+        async def both_free() -> bool:
+            return await my_bridge(ann) is None and await my_bridge(bob) is None
+
+        await wait_for(both_free, timeout=15)
+        assert (await presence(bob))["load"].get("voice", 0) == 0  # the consulted agent's slot is back
+        assert (await presence(bob))["state"] == "available"
+        assert (await ann.http.post(f"/api/calls/{contact_id}/consult/complete")).status_code == 409
+        # the owner still wraps the contact up as after any call
+        wrapped = await ann.http.post(f"/api/contacts/{contact_id}/wrapup", json={"disposition": "resolved"})
+        assert wrapped.status_code == 200
+        assert (await presence(ann))["load"].get("voice", 0) == 0
+        assert (await ann_phone.level(BOB_HZ)) < SILENT and (await bob_phone.level(ANN_HZ)) < SILENT
+    finally:
+        hum.cancel()
+        for phone in (ann_phone, bob_phone):
+            await phone.close()
+    await ann.close()
+    await bob.close()
+
+
+async def test_agent_browser_drop_sends_the_caller_to_the_queue_head(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"ann": ["general"], "bob": ["general"]})
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    await ann.available()
+    first, hum1, contact = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771004", "CA" + "d4" * 16
+    )
+    await answer(ann, contact["_id"])
+    second, hum2, later = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771005", "CA" + "e5" * 16
+    )
+    try:
+        assert later["status"] == "queued"
+        await ann_phone.close()  # the browser is gone (tab closed, network lost)
+        requeued = await contact_when(mongo, hub_nobot, first.call_sid, lambda c: c["status"] == "queued")
+        assert requeued["requeue_reason"] == "agent_connection_lost" and requeued["agent_id"] is None
+        assert requeued["queued_at"] < later["queued_at"]
+        state = await presence(ann)
+        assert state["state"] == "not_ready" and state["reason"] == "connection_lost"
+        assert state["load"].get("voice", 0) == 0
+        # the caller hears hold music again, and the next agent gets the first caller first
+        assert await caller_level(first, ANN_HZ) < SILENT
+        bob, bob_phone = await signed_in(hub_nobot, t["slug"], "bob", BOB_HZ)
+        await bob.available()
+        offer = await bob.wait_offer(contact["_id"])
+        assert offer["contact_id"] == contact["_id"]
+        assert (await bob.http.post(f"/api/contacts/{contact['_id']}/accept")).status_code == 200
+
+        async def bridged() -> bool:
+            bridge = await my_bridge(bob)
+            return bool(bridge and bridge["contact_id"] == contact["_id"])
+
+        await wait_for(bridged, timeout=15)
+        assert await caller_level(first, BOB_HZ) > HEARD
+        await bob_phone.close()
+        await bob.close()
+    finally:
+        hum1.cancel()
+        hum2.cancel()
+        await first.hang_up()
+        await second.hang_up()
+    await ann.close()
+
+
+async def test_blind_transfer_keys_internal_call_and_refusals(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "bob": ["general"], "cy": ["general"]}, roles={}
+    )
+    other = await tenant_in(hub_nobot, agents={"zed": ["general"]}, roles={"zed": ["supervisor"]})
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    bob, bob_phone = await signed_in(hub_nobot, t["slug"], "bob", BOB_HZ)
+    cy, cy_phone = await signed_in(hub_nobot, t["slug"], "cy", None)
+    zed = Agent(hub_nobot.url, other["slug"], "zed@t.test")
+    await zed.login()
+    await ann.available()
+    caller, hum, contact = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771006", "CA" + "f6" * 16
+    )
+    contact_id = contact["_id"]
+    try:
+        await answer(ann, contact_id)
+        # refusals: another tenant's supervisor cannot see or monitor the call;
+        # a colleague not on the call cannot hold it
+        assert (
+            await zed.http.post(f"/api/calls/{contact_id}/monitor", json={"mode": "listen"})
+        ).status_code == 404
+        assert all(c["contact_id"] != contact_id for c in (await zed.http.get("/api/calls/live")).json())
+        assert (await bob.http.post(f"/api/calls/{contact_id}/hold", json={"on": True})).status_code == 409
+        assert (await ann.http.post("/api/calls/dtmf", json={"digits": "12x"})).status_code == 422
+        # keys from the agent's keypad reach the caller as DTMF tones (1 = 697 + 1209 Hz)
+        start = len(caller.received)
+        assert (await ann.http.post("/api/calls/dtmf", json={"digits": "1111"})).status_code == 200
+        await asyncio.sleep(1.0)
+        import audioop
+
+        tones = np.frombuffer(audioop.ulaw2lin(bytes(caller.received[start:]), 2), dtype="<i2")
+        assert peak_level(tones, 8000, 697, 0.5) > 800 and peak_level(tones, 8000, 1209, 0.5) > 800
+        # blind transfer to the skill group: bob gets the caller, ann is free at once
+        await bob.available()
+        moved = await ann.http.post(f"/api/calls/{contact_id}/transfer", json={"skill": "general"})
+        assert moved.status_code == 200, moved.text
+        assert await my_bridge(ann) is None or (await my_bridge(ann) or {}).get("contact_id") != contact_id
+        await answer(bob, contact_id)
+        assert await caller_level(caller, BOB_HZ) > HEARD
+        # ann calls cy (on a break, but signed in) on an internal line
+        await cy.http.post("/api/agent/presence", json={"state": "not_ready", "reason": "break"})
+        call = await ann.http.post("/api/calls/internal", json={"agent_id": t["users"]["cy"]["_id"]})
+        assert call.status_code == 200, call.text
+        await accept_invite(cy)
+        cy_phone.freq = 1900.0
+        assert await cy_phone.level(ANN_HZ) > HEARD and await ann_phone.level(1900.0) > HEARD
+        assert await caller_level(caller, ANN_HZ) < SILENT
+        assert (await cy.http.post("/api/calls/leave")).status_code == 200
+
+        async def internal_over() -> bool:
+            return await my_bridge(ann) is None
+
+        await wait_for(internal_over, timeout=10)
+    finally:
+        hum.cancel()
+        await caller.hang_up()
+        for phone in (ann_phone, bob_phone, cy_phone):
+            await phone.close()
+    for agent in (ann, bob, cy, zed):
+        await agent.close()
