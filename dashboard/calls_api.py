@@ -85,6 +85,12 @@ async def live_calls(
     return calls
 
 
+@router.get("/stats")
+async def desk_stats(principal: Principal = SUPERVISOR, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    """This hub process's mixer figures (all tenants' calls share one mixer clock)."""
+    return _desk(ctx).stats()
+
+
 @router.get("/mine")
 async def my_call(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
     return _desk(ctx).call_view_for(principal.user_id) or {"connected": False, "bridge": None}

@@ -102,6 +102,7 @@ class VoiceDesk:
         self.invites: dict[str, Invite] = {}
         self.slots: dict[tuple[str, str], str] = {}  # (bridge id, user) -> channel reserved
         self._drop_timers: dict[str, asyncio.Task[None]] = {}
+        self.closed_underruns = 0  # of legs that have left, for stats()
 
     # ------------------------------------------------------------------------- lines
     async def register_line(self, line: Line) -> None:
@@ -218,6 +219,7 @@ class VoiceDesk:
             if bridge_id == bridge.id:
                 del self.slots[(bridge_id, user_id)]
                 await release(self.ctx, user_id, channel)
+        self.closed_underruns += sum(leg.underruns for leg in bridge.legs)
         bridge.legs.clear()
         bridge.changed()
         recorder, bridge.recorder = bridge.recorder, None
@@ -605,6 +607,22 @@ class VoiceDesk:
                 self.ctx.bus.publish(
                     f"user:{leg.user_id}", {"type": "softphone", "call": self.call_view_for(leg.user_id)}
                 )
+
+    def stats(self) -> dict[str, Any]:
+        """Mixer health for operators and bench.bridge: late ticks mean the hub's CPU is short."""
+        bridges = [*self.calls.values(), *self.internal.values()]
+        legs = [leg for bridge in bridges for leg in bridge.legs]
+        return {
+            "calls": len(self.calls),
+            "internal_calls": len(self.internal),
+            "lines": len(self.lines),
+            "legs": len(legs),
+            "ticks": self.mixer.ticks,
+            "late_ticks": self.mixer.late_ticks,
+            "mix_cpu_s": round(self.mixer.tick_cpu_s, 3),
+            "underruns": self.closed_underruns + sum(leg.underruns for leg in legs),
+            "recording": sum(1 for bridge in bridges if bridge.recorder is not None),
+        }
 
     async def close(self) -> None:
         for bridge in list(self.calls.values()):
