@@ -42,6 +42,23 @@ class RasaClient:
                 delay *= 2
         raise BotUnavailable(f"Rasa at {self.base_url} unavailable ({last_error})")
 
+    async def latest_intent(self, sender: str, timeout_s: float = 2.0) -> str | None:
+        """The intent Rasa detected in this conversation's latest user message (needs
+        `--enable-api`); None when unknown or Rasa does not answer. Never raises."""
+        try:
+            response = await self._http.get(
+                f"{self.base_url}/conversations/{sender}/tracker",
+                params={"include_events": "NONE"},
+                timeout=timeout_s,
+            )
+            if response.status_code != 200:
+                return None
+            latest = response.json().get("latest_message") or {}
+            name = (latest.get("intent") or {}).get("name")
+            return str(name) if name else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return None
+
     async def ready(self) -> bool:
         try:
             response = await self._http.get(f"{self.base_url}/status", timeout=2.0)

@@ -95,7 +95,19 @@ class BotTurns:
                     client_id=f"bot:{message['_id']}:{index}",
                     author_name="Assistant",
                 )
+        await self._remember_intent(contact)
         await self._mark(message, "done")
+
+    async def _remember_intent(self, contact: Doc) -> None:
+        """Store what Rasa understood in this turn (`last_intent`) for the agent's screen pop.
+
+        The REST channel's replies do not carry the intent and custom actions only see the
+        turns they handle, so it is read from the tracker once the replies are stored."""
+        if self.ctx.rasa is None:
+            return
+        intent = await self.ctx.rasa.latest_intent(contact["_id"])
+        if intent and intent != contact.get("last_intent"):
+            await update_contact(self.ctx, contact["_id"], {"last_intent": intent})
 
     async def _mark(self, message: Doc, state: str) -> None:
         await self.ctx.db.messages.update_one({"_id": message["_id"]}, {"$set": {"bot_state": state}})

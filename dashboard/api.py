@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Response
 from pydantic import BaseModel, Field
 
+from dashboard.screen_pop import call_context, recent_utterances, suggestions
 from hub.auth import SESSION_COOKIE, Principal, authenticate, current_user, require_roles, session_token
 from hub.contacts import append_message, get_contact, messages_after, public_contact, public_message
 from hub.context import AppContext, get_ctx
@@ -14,7 +15,7 @@ from hub.db import Doc
 from hub.ids import iso
 from knowledge.customers import get_customer, public_customer
 from knowledge.kb import public_article, search
-from routing.assignment import RoutingError
+from routing.assignment import RoutingError, offered_agents
 from routing.presence import ensure_agent, public_presence, tenant_routing
 
 router = APIRouter(prefix="/api")
@@ -149,8 +150,9 @@ def _may_see(contact: Doc, principal: Principal) -> bool:
     """Agents see contacts offered or assigned to them; supervisors and admins all of the tenant's."""
     if principal.has_any("supervisor", "admin"):
         return True
-    holder = contact.get("agent_id") or (contact.get("offer") or {}).get("agent_id")
-    return holder == principal.user_id
+    if contact.get("agent_id"):
+        return bool(contact["agent_id"] == principal.user_id)
+    return principal.user_id in offered_agents(contact)  # every agent a ring-all offer rings
 
 
 @router.post("/contacts/{contact_id}/accept")
@@ -199,6 +201,24 @@ async def screen_pop(
         "messages": messages,
         "customer": customer,
         "history": history,
+        "context": await call_context(ctx, contact),
+        "suggestions": await suggestions(ctx, principal.tenant_id, await recent_utterances(ctx, contact_id)),
+    }
+
+
+@router.get("/contacts/{contact_id}/suggestions")
+async def contact_suggestions(
+    contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    """Knowledge-base articles for what the customer said last (refreshed as the transcript grows)."""
+    contact = await _tenant_contact(ctx, contact_id, principal)
+    if not _may_see(contact, principal):
+        raise HTTPException(403, "this contact is not yours")
+    utterances = await recent_utterances(ctx, contact_id)
+    return {
+        "contact_id": contact_id,
+        "based_on": utterances[:1],
+        "suggestions": await suggestions(ctx, principal.tenant_id, utterances),
     }
 
 

@@ -91,6 +91,32 @@ async def desk_stats(principal: Principal = SUPERVISOR, ctx: AppContext = Depend
     return _desk(ctx).stats()
 
 
+@router.get("/directory")
+async def directory(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+    """Who and where a call can go: the tenant's agents (state, softphone on) and queues."""
+    desk = _desk(ctx)
+    agents = []
+    async for user in ctx.db.users.find(
+        {"tenant_id": principal.tenant_id, "roles": "agent", "disabled": {"$ne": True}}, {"name": 1}
+    ).sort("name", 1):
+        presence = await ctx.db.agents.find_one({"_id": user["_id"]}, {"state": 1}) or {}
+        line = desk.line_of(user["_id"])
+        agents.append(
+            {
+                "id": user["_id"],
+                "name": user.get("name"),
+                "state": presence.get("state", "offline"),
+                "softphone": line is not None,
+                "on_call": line is not None and line.bridge is not None,
+            }
+        )
+    queues = [
+        {"id": q["_id"], "name": q.get("name")}
+        async for q in ctx.db.queues.find({"tenant_id": principal.tenant_id}, {"name": 1}).sort("name", 1)
+    ]
+    return {"me": principal.user_id, "agents": agents, "queues": queues}
+
+
 @router.get("/mine")
 async def my_call(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
     return _desk(ctx).call_view_for(principal.user_id) or {"connected": False, "bridge": None}

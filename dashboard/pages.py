@@ -1,5 +1,5 @@
-"""HTML pages: login, the agent desktop, the supervisor wallboard and routing pages, and the demo
-customer site."""
+"""HTML pages: login, the agent desktop, the supervisor wallboard, routing and recordings pages,
+and the demo customer site."""
 
 from __future__ import annotations
 
@@ -88,6 +88,28 @@ async def wallboard_page(request: Request, ctx: AppContext = Depends(get_ctx)) -
 @router.get("/routing")
 async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     return await _supervisor_page(request, ctx, "routing.html")
+
+
+@router.get("/recordings")
+async def recordings_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Supervisors and admins; agents too (the page shows only their own calls, if allowed)."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not principal.has_any("agent", "supervisor", "admin"):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "Recordings are for agents, supervisors and admins."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "recordings.html", media_type="text/html")
+
+
+@router.get("/quality")
+async def quality_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Quality inspection: supervisors score contacts; agents see (and acknowledge) their own."""
+    if await _session(request, ctx) is None:
+        return RedirectResponse("/login", status_code=303)
+    return FileResponse(STATIC / "quality.html", media_type="text/html")
 
 
 @router.get("/demo")

@@ -1,4 +1,10 @@
-"""Follow-up tasks for agents: callbacks and voicemails left by callers."""
+"""Follow-up tasks for agents: callbacks and voicemails left by callers, and re-contact
+requests from quality inspection.
+
+A task with an `agent_id` (e.g. kind "recontact") belongs to that agent: only they see it
+in their list and complete it (supervisors and admins may list all with `?scope=all` and
+complete any). Tasks without one (callbacks, voicemails) are for every agent of the tenant.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,10 @@ def public_task(task: Doc) -> dict[str, Any]:
         "contact_id": task.get("contact_id"),
         "customer_id": task.get("customer_id"),
         "phone": task.get("phone"),
+        "email": task.get("email"),
+        "agent_id": task.get("agent_id"),
+        "note": task.get("note"),
+        "evaluation_id": task.get("evaluation_id"),
         "voicemail_url": f"/api/voicemail/{task['audio_id']}" if task.get("audio_id") else None,
         "created_at": iso(task.get("created_at")),
         "done_by": task.get("done_by"),
@@ -33,11 +43,28 @@ def public_task(task: Doc) -> dict[str, Any]:
     }
 
 
+def _visible(principal: Principal) -> Doc:
+    """Tasks for everyone (no agent_id) and the caller's own."""
+    return {"agent_id": {"$in": [None, principal.user_id]}}
+
+
 @router.get("/tasks")
 async def list_tasks(
-    status: str = "open", principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+    status: str = "open",
+    scope: str = "mine",
+    principal: Principal = AGENT,
+    ctx: AppContext = Depends(get_ctx),
 ) -> list[dict[str, Any]]:
-    cursor = ctx.db.tasks.find({"tenant_id": principal.tenant_id, "status": status}).sort("created_at", 1)
+    """Open (or done) tasks: the tenant's shared ones and the caller's own; `scope=all` for supervisors."""
+    query: Doc = {"tenant_id": principal.tenant_id, "status": status}
+    if scope == "all":
+        if not principal.has_any("supervisor", "admin"):
+            raise HTTPException(403, "only supervisors and admins see every agent's tasks")
+    elif scope == "mine":
+        query.update(_visible(principal))
+    else:
+        raise HTTPException(422, "scope is mine or all")
+    cursor = ctx.db.tasks.find(query).sort("created_at", 1)
     return [public_task(t) async for t in cursor.limit(200)]
 
 
@@ -45,8 +72,11 @@ async def list_tasks(
 async def complete_task(
     task_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
+    query: Doc = {"_id": task_id, "tenant_id": principal.tenant_id, "status": "open"}
+    if not principal.has_any("supervisor", "admin"):
+        query.update(_visible(principal))
     task = await ctx.db.tasks.find_one_and_update(
-        {"_id": task_id, "tenant_id": principal.tenant_id, "status": "open"},
+        query,
         {"$set": {"status": "done", "done_by": principal.user_id, "done_at": utcnow()}},
         return_document=True,
     )

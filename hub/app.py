@@ -23,11 +23,14 @@ from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
 from channels.webrtc import call as webrtc_call
 from channels.webrtc import softphone as webrtc_softphone
+from dashboard import announcements_api as dashboard_announcements
 from dashboard import api as dashboard_api
 from dashboard import calls_api as dashboard_calls
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
+from dashboard import quality_api as dashboard_quality
+from dashboard import recordings_api as dashboard_recordings
 from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
 from dashboard import wallboard as dashboard_wallboard
@@ -38,6 +41,7 @@ from hub.events import EventBus
 from hub.settings import Settings
 from media.models import ModelsConfig
 from media.readiness import dtmf_only_numbers, speech_status
+from media.retention import retention_loop
 from routing.assignment import Router
 
 log = logging.getLogger(__name__)
@@ -76,7 +80,10 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         ctx.router = Router(ctx)
         ctx.bot = BotTurns(ctx)
         app.state.ctx = ctx
-        tasks = [asyncio.create_task(ctx.router.run(), name="router")]
+        tasks = [
+            asyncio.create_task(ctx.router.run(), name="router"),
+            asyncio.create_task(retention_loop(ctx), name="recording-retention"),
+        ]
         tasks += [
             asyncio.create_task(start(ctx), name=getattr(start, "__name__", "starter"))
             for start in starters or []
@@ -130,11 +137,14 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         webchat_assets,
         webchat_socket,
         dashboard_api,
+        dashboard_announcements,
         dashboard_ivr,
         dashboard_live,
         dashboard_pages,
         dashboard_tasks,
         dashboard_routing,
+        dashboard_quality,
+        dashboard_recordings,
         dashboard_wallboard,
         twilio_voice,
         twilio_media,

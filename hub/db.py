@@ -40,6 +40,19 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tickets", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
     ("ivr_flows", [("number", ASCENDING)], {"unique": True}),
     ("queues", [("tenant_id", ASCENDING), ("name", ASCENDING)], {}),
+    # quality inspection: reports by agent / period, the scoring queue, scorecard versions
+    ("evaluations", [("tenant_id", ASCENDING), ("agent_id", ASCENDING), ("created_at", ASCENDING)], {}),
+    ("evaluations", [("tenant_id", ASCENDING), ("created_at", ASCENDING)], {}),
+    ("evaluations", [("tenant_id", ASCENDING), ("contact_id", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("status", ASCENDING), ("closed_at", DESCENDING)], {}),
+    ("scorecards", [("tenant_id", ASCENDING), ("family_id", ASCENDING)], {}),
+    ("tasks", [("tenant_id", ASCENDING), ("status", ASCENDING), ("created_at", ASCENDING)], {}),
+    ("announcements", [("tenant_id", ASCENDING), ("target_ids", ASCENDING), ("expires_at", DESCENDING)], {}),
+    ("announcements", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
+    ("recordings", [("tenant_id", ASCENDING), ("started_at", DESCENDING)], {}),
+    ("recordings", [("tenant_id", ASCENDING), ("agent_ids", ASCENDING)], {}),
+    ("recordings", [("contact_id", ASCENDING)], {}),
+    ("recording_access", [("tenant_id", ASCENDING), ("recording_id", ASCENDING), ("at", DESCENDING)], {}),
 ]
 
 

@@ -10,6 +10,8 @@
   var BACKOFF_MIN = 500;
   var BACKOFF_MAX = 10000;
   var KB_DEBOUNCE_MS = 250;
+  var SUGGEST_MIN_MS = 2000;     // suggestions refresh at most this often while the customer talks
+  var SUGGEST_DEBOUNCE_MS = 400;
 
   function $(id) { return document.getElementById(id); }
 
@@ -18,6 +20,7 @@
     presenceSlots: $("presence-slots"), wsState: $("ws-state"), logout: $("logout"),
     wallboardLink: $("wallboard-link"),
     routingLink: $("routing-link"),
+    recordingsLink: $("recordings-link"),
     offers: $("offers"), offersEmpty: $("offers-empty"), offerCount: $("offer-count"),
     list: $("conversation-list"), listEmpty: $("conversations-empty"), listCount: $("conversation-count"),
     title: $("conversation-title"), meta: $("conversation-meta"),
@@ -27,6 +30,7 @@
     wrapupError: $("wrapup-error"),
     profile: $("customer-profile"), history: $("customer-history"),
     kbSearch: $("kb-search"), kbResults: $("kb-results"), toast: $("toast"),
+    callContext: $("call-context"), suggestions: $("kb-suggestions"), announcements: $("announcements"),
   };
 
   // ------------------------------------------------------------------ state
@@ -242,7 +246,18 @@
       tags.appendChild(ring);
     }
     node.appendChild(tags);
-    if (offer.reason || offer.intent) node.appendChild(el("div", "offer-reason", humanize(offer.reason || offer.intent)));
+    // the screen pop on offer: who (tier, how often they contacted us), why, and what they said last
+    if (offer.customer_name || offer.customer_tier || offer.previous_contacts) {
+      var who = el("div", "offer-customer");
+      if (offer.customer_tier) who.appendChild(el("span", "chip chip-muted offer-tier", humanize(offer.customer_tier)));
+      var count = Number(offer.previous_contacts) || 0;
+      who.appendChild(el("span", "offer-history",
+        count ? count + " previous contact" + (count === 1 ? "" : "s") : "first contact"));
+      node.appendChild(who);
+    }
+    var intent = offer.intent || offer.last_intent;
+    if (intent) node.appendChild(el("div", "offer-intent", "Intent: " + humanize(intent)));
+    if (offer.reason) node.appendChild(el("div", "offer-reason", humanize(offer.reason)));
     if (offer.preview) node.appendChild(el("div", "offer-preview", offer.preview));
     var actions = el("div", "offer-actions");
     var accept = el("button", "btn btn-primary btn-small offer-accept", "Accept");
@@ -513,6 +528,8 @@
     clear(dom.profile);
     dom.profile.appendChild(el("div", "empty-note", "No conversation selected."));
     clear(dom.history);
+    renderCallContext(null);
+    renderSuggestions(null);
     renderConversations();
   }
 
@@ -566,6 +583,8 @@
     renderConversationHead();
     renderProfile(data.customer);
     renderHistory(data.history || [], data.customer, id);
+    renderCallContext(data.context || null);
+    if (Array.isArray(data.suggestions)) renderSuggestions(data.suggestions);
     renderConversations();
   }
 
@@ -806,6 +825,131 @@
     });
   }
 
+  // ------------------------------------------------------------------ call context (screen pop)
+  function fmtWait(seconds) {
+    var s = Math.max(0, Math.round(Number(seconds) || 0));
+    var m = Math.floor(s / 60);
+    var r = s % 60;
+    return m ? m + "m " + (r < 10 ? "0" : "") + r + "s" : r + "s";
+  }
+
+  function renderCallContext(ctx) {
+    clear(dom.callContext);
+    if (!ctx) {
+      dom.callContext.appendChild(el("div", "empty-note", "No call selected."));
+      return;
+    }
+    var dl = el("dl", "profile-fields context-fields");
+    function row(label, field, value) {
+      if (value == null || value === "") return;
+      var dd = el("dd", null, value);
+      dd.setAttribute("data-field", field);
+      dl.appendChild(el("dt", null, label));
+      dl.appendChild(dd);
+    }
+    row("Channel", "channel", humanize(ctx.channel));
+    row("Intent", "intent", humanize(ctx.intent || ctx.last_intent));
+    if (ctx.last_intent && ctx.intent && ctx.last_intent !== ctx.intent) row("Last said", "last_intent", humanize(ctx.last_intent));
+    row("Reason", "reason", humanize(ctx.reason));
+    row("Queue", "queue", [ctx.queue_name, ctx.skill && ctx.skill !== ctx.queue_name ? "skill " + ctx.skill : ""]
+      .filter(Boolean).join(" · "));
+    row("Waited", "wait", ctx.wait_s != null ? fmtWait(ctx.wait_s) : "");
+    row("Number", "from_number", ctx.from_number);
+    if (!dl.firstChild) dom.callContext.appendChild(el("div", "empty-note", "No context for this contact."));
+    else dom.callContext.appendChild(dl);
+    var path = Array.isArray(ctx.ivr_path) ? ctx.ivr_path : [];
+    if (path.length) {
+      var crumbs = el("nav", "ivr-path");
+      crumbs.setAttribute("aria-label", "IVR path");
+      path.forEach(function (step, i) {
+        if (i) crumbs.appendChild(el("span", "ivr-sep", "›"));
+        var crumb = el("span", "ivr-step" + (step.type ? " ivr-" + step.type : ""), step.id);
+        crumb.setAttribute("data-node", step.id);
+        crumb.title = step.label || step.id;
+        crumbs.appendChild(crumb);
+      });
+      dom.callContext.appendChild(crumbs);
+      var last = path[path.length - 1];
+      if (last && last.text) dom.callContext.appendChild(el("div", "ivr-last", last.text));
+    }
+  }
+
+  // ------------------------------------------------------------------ suggested articles
+  var suggestTimer = null;
+  var suggestLastAt = 0;
+  var suggestSeq = 0;
+
+  function insertIntoReply(text) {
+    dom.replyInput.value = text || "";
+    if (!dom.replyInput.disabled) dom.replyInput.focus();
+  }
+
+  function renderSuggestions(list) {
+    clear(dom.suggestions);
+    if (!list) {
+      clearTimeout(suggestTimer);
+      suggestTimer = null;
+      dom.suggestions.appendChild(el("div", "empty-note", "No conversation selected."));
+      return;
+    }
+    if (!list.length) {
+      dom.suggestions.appendChild(el("div", "empty-note kb-empty", "No suggestions yet."));
+      return;
+    }
+    list.forEach(function (r) {
+      var node = el("div", "kb-result kb-suggestion");
+      if (r.id) node.setAttribute("data-id", r.id);
+      var title = el("button", "kb-title kb-suggestion-title", r.title || "Untitled");
+      title.type = "button";
+      title.setAttribute("aria-expanded", "false");
+      node.appendChild(title);
+      node.appendChild(el("div", "kb-snippet", r.snippet || ""));
+      var body = el("div", "kb-body", r.body || "");
+      var foot = el("div", "kb-foot");
+      (Array.isArray(r.tags) ? r.tags : []).forEach(function (t) { foot.appendChild(el("span", "chip chip-muted", t)); });
+      var insert = el("button", "btn btn-small kb-insert", "Insert");
+      insert.type = "button";
+      insert.title = "Copy into the reply box";
+      insert.addEventListener("click", function () { insertIntoReply(r.body); });
+      foot.appendChild(insert);
+      body.hidden = true;
+      foot.hidden = true;
+      node.appendChild(body);
+      node.appendChild(foot);
+      // a click opens the whole article, as in the knowledge base search
+      title.addEventListener("click", function () {
+        var open = body.hidden;
+        body.hidden = !open;
+        foot.hidden = !open;
+        node.classList.toggle("kb-open", open);
+        title.setAttribute("aria-expanded", open ? "true" : "false");
+      });
+      dom.suggestions.appendChild(node);
+    });
+  }
+
+  // At most one refresh per SUGGEST_MIN_MS, a short while after the customer's last message.
+  function scheduleSuggestions() {
+    if (suggestTimer || !selectedId) return;
+    var wait = Math.max(SUGGEST_DEBOUNCE_MS, suggestLastAt + SUGGEST_MIN_MS - Date.now());
+    suggestTimer = setTimeout(function () { suggestTimer = null; refreshSuggestions(); }, wait);
+  }
+
+  async function refreshSuggestions() {
+    var id = selectedId;
+    if (!id) return;
+    var seq = ++suggestSeq;
+    suggestLastAt = Date.now();
+    var data;
+    try {
+      data = await api("GET", "/api/contacts/" + encodeURIComponent(id) + "/suggestions");
+    } catch (e) {
+      return; /* the next customer message tries again */
+    }
+    if (seq !== suggestSeq || selectedId !== id || !data) return;
+    renderSuggestions(data.suggestions || []);
+  }
+
   // ------------------------------------------------------------------ knowledge base
   var kbTimer = null;
   var kbSeq = 0;
@@ -857,6 +1001,84 @@
     });
   }
 
+  // ------------------------------------------------------------------ announcements (broadcasts)
+  var announcements = new Map(); // id -> announcement, unread and not expired
+
+  function expired(a) {
+    var t = Date.parse(a.expires_at);
+    return !isNaN(t) && t <= Date.now();
+  }
+
+  function renderAnnouncements() {
+    var box = dom.announcements;
+    var wanted = new Set(announcements.keys());
+    Array.prototype.forEach.call(box.querySelectorAll(".announcement"), function (n) {
+      if (!wanted.has(n.getAttribute("data-id"))) n.remove();
+    });
+    var items = Array.from(announcements.values()).sort(function (a, b) {
+      return (b.level === "urgent") - (a.level === "urgent") ||
+        String(b.created_at || "").localeCompare(String(a.created_at || ""));
+    });
+    items.forEach(function (a) {
+      var node = box.querySelector(".announcement[data-id='" + CSS.escape(a.id) + "']");
+      if (!node) {
+        node = el("div", "announcement announcement-" + (a.level === "urgent" ? "urgent" : "info"));
+        node.setAttribute("data-id", a.id);
+        node.setAttribute("role", a.level === "urgent" ? "alert" : "status");
+        node.appendChild(el("span", "announcement-level", a.level === "urgent" ? "Urgent" : "Announcement"));
+        node.appendChild(el("span", "announcement-text", a.text));
+        var meta = [a.from_name && ("from " + a.from_name), fmtTime(a.created_at)].filter(Boolean).join(" · ");
+        node.appendChild(el("span", "announcement-meta", meta));
+        var dismiss = el("button", "btn btn-small announcement-dismiss", "Dismiss");
+        dismiss.type = "button";
+        dismiss.title = "Mark as read";
+        dismiss.addEventListener("click", function () { dismissAnnouncement(a.id, dismiss); });
+        node.appendChild(dismiss);
+      }
+      box.appendChild(node); // keeps DOM order equal to sort order
+    });
+    box.hidden = items.length === 0;
+  }
+
+  function showAnnouncement(a) {
+    if (!a || !a.id || a.read || expired(a)) return;
+    var isNew = !announcements.has(a.id);
+    announcements.set(a.id, a);
+    renderAnnouncements();
+    if (isNew && a.level === "urgent") toast("Urgent announcement: " + a.text, "error");
+  }
+
+  function dropAnnouncement(id) {
+    if (announcements.delete(id)) renderAnnouncements();
+  }
+
+  function expireAnnouncements() {
+    var changed = false;
+    announcements.forEach(function (a, id) { if (expired(a)) { announcements.delete(id); changed = true; } });
+    if (changed) renderAnnouncements();
+  }
+
+  async function loadAnnouncements() {
+    var list;
+    try { list = await api("GET", "/api/announcements"); } catch (e) { return; }
+    var fresh = new Map();
+    (list || []).forEach(function (a) { if (a && a.id && !a.read && !expired(a)) fresh.set(a.id, a); });
+    announcements = fresh;
+    renderAnnouncements();
+  }
+
+  async function dismissAnnouncement(id, button) {
+    if (button) button.disabled = true;
+    try {
+      await api("POST", "/api/announcements/" + encodeURIComponent(id) + "/read");
+      dropAnnouncement(id);
+    } catch (e) {
+      if (e.status === 404) { dropAnnouncement(id); return; }
+      if (button) button.disabled = false;
+      if (e.status !== 401) toast("Could not dismiss: " + e.message, "error");
+    }
+  }
+
   // ------------------------------------------------------------------ live socket
   var ws = null;
   var wsBackoff = BACKOFF_MIN;
@@ -885,13 +1107,18 @@
       }, PING_MS);
       // Anything that happened while we were away: fetch it.
       refreshContacts();
+      loadAnnouncements();
       if (selectedId) loadSelected(false);
     };
     sock.onmessage = function (ev) {
       if (ws !== sock) return;
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }
-      if (f && typeof f === "object") handleFrame(f);
+      if (f && typeof f === "object") {
+        handleFrame(f);
+        // the softphone (softphone.js) follows call events from the same socket
+        window.dispatchEvent(new CustomEvent("desk-event", { detail: f }));
+      }
     };
     sock.onclose = function (ev) {
       if (ws !== sock) return;
@@ -933,6 +1160,15 @@
       case "presence":
         onPresence(f);
         break;
+      case "announcement":
+        if (f.announcement) showAnnouncement(f.announcement);
+        break;
+      case "announcement_read":
+        dropAnnouncement(f.id);
+        break;
+      case "task":
+        refreshTasks();
+        break;
       default:
         break;
     }
@@ -967,6 +1203,7 @@
     previews.set(cid, m.text);
     if (cid === selectedId) {
       appendMessage(m);
+      if (m.author === "visitor") scheduleSuggestions();
     } else if (m.author !== "agent" || !me || m.author_name !== me.name) {
       unread.add(cid);
     }
@@ -994,9 +1231,16 @@
     var supervisor = roles.indexOf("supervisor") >= 0 || roles.indexOf("admin") >= 0;
     dom.wallboardLink.hidden = !supervisor;
     dom.routingLink.hidden = !supervisor;
+    // agents see their own calls' recordings (the page explains if the tenant does not allow it)
+    dom.recordingsLink.hidden = !supervisor && roles.indexOf("agent") < 0;
+    // quality: supervisors score, agents read (and acknowledge) their own evaluations
+    if ($("quality-link")) $("quality-link").hidden = !supervisor && roles.indexOf("agent") < 0;
     document.title = "Agent desktop – " + (me.tenant_name || "Contact hub");
     loadPresence();
     loadDispositions();
+    renderSuggestions(null);
+    loadAnnouncements();
+    setInterval(expireAnnouncements, 5000);
     renderOffers();
     renderConversations();
     await refreshContacts();
@@ -1051,9 +1295,15 @@
     tasks.forEach(function (t) {
       var node = el("div", "task");
       node.setAttribute("data-task-id", t.id);
-      node.appendChild(el("div", "task-title", (t.kind === "voicemail" ? "Voicemail from " : "Call back ") +
-        (t.phone || "unknown number")));
+      node.appendChild(el("div", "task-title", (t.kind === "voicemail" ? "Voicemail from "
+        : t.kind === "recontact" ? "Re-contact (quality) " : "Call back ") + (t.phone || t.email || "unknown number")));
       node.appendChild(el("div", "task-meta", fmtDateTime(t.created_at)));
+      if (t.note) node.appendChild(el("div", "task-meta task-note", t.note));
+      if (t.evaluation_id) {
+        var link = el("a", "task-meta", "See the evaluation");
+        link.href = "/quality?evaluation=" + encodeURIComponent(t.evaluation_id);
+        node.appendChild(link);
+      }
       if (t.voicemail_url) {
         var audio = document.createElement("audio");
         audio.controls = true;

@@ -238,6 +238,60 @@
     if (ws && ws.readyState === 1 && lastFrameAt && Date.now() - lastFrameAt > STALE_MS) reconnectNow();
   }
 
+  // ------------------------------------------------------------------ announce
+  var announce = {
+    form: $("wb-announce"), text: $("wb-announce-text"), level: $("wb-announce-level"),
+    audience: $("wb-announce-audience"), send: $("wb-announce-send"), status: $("wb-announce-status"),
+  };
+
+  function announceStatus(text, error) {
+    announce.status.textContent = text || "";
+    announce.status.classList.toggle("wb-announce-error", !!error);
+  }
+
+  // Audiences: everyone, each configured queue, and each skill group agents have (the
+  // router's implicit queue "skill:<name>" for skills without a queue of that name).
+  async function loadAudiences() {
+    var queues = [], agents = [];
+    try { queues = (await api("/api/queues")) || []; } catch (e) { /* all agents still works */ }
+    try { agents = (await api("/api/agents")) || []; } catch (e) { /* idem */ }
+    var names = new Set(queues.map(function (q) { return q.name; }));
+    var skills = new Set();
+    agents.forEach(function (a) { Object.keys(a.skills || {}).forEach(function (s) { skills.add(s); }); });
+    while (announce.audience.options.length > 1) announce.audience.remove(1);
+    queues.forEach(function (q) {
+      var opt = el("option", null, "Queue: " + q.name);
+      opt.value = "queue:" + q.id;
+      announce.audience.appendChild(opt);
+    });
+    Array.from(skills).sort().forEach(function (skill) {
+      if (names.has(skill)) return;
+      var opt = el("option", null, "Skill: " + humanize(skill));
+      opt.value = "queue:skill:" + skill;
+      announce.audience.appendChild(opt);
+    });
+  }
+
+  announce.form.addEventListener("submit", async function (ev) {
+    ev.preventDefault();
+    var text = announce.text.value.trim();
+    if (!text) { announceStatus("Write a message first.", true); return; }
+    var target = announce.audience.value;
+    var audience = target === "all" ? { all: true } : { queue_ids: [target.slice("queue:".length)] };
+    announce.send.disabled = true;
+    announceStatus("");
+    try {
+      var sent = await HubDesk.api("POST", "/api/announcements", { text: text, level: announce.level.value, audience: audience });
+      announce.text.value = "";
+      var n = sent && sent.recipients != null ? sent.recipients : 0;
+      announceStatus("Sent to " + n + " " + (n === 1 ? "person" : "people") + ".");
+    } catch (e) {
+      if (e.status !== 401) announceStatus("Not sent: " + e.message, true);
+    } finally {
+      announce.send.disabled = false;
+    }
+  });
+
   // ------------------------------------------------------------------ start
   dom.logout.addEventListener("click", function (ev) {
     ev.preventDefault();
@@ -270,6 +324,7 @@
       return;
     }
     showError("");
+    loadAudiences();
     try {
       var first = await api("/api/wallboard");
       if (!board && first) render(first);
