@@ -399,3 +399,110 @@ async def test_blind_transfer_keys_internal_call_and_refusals(
             await phone.close()
     for agent in (ann, bob, cy, zed):
         await agent.close()
+
+
+async def test_disclosure_before_recording_back_to_menu_and_supervisor_release(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
+    )
+    tenant_id = t["tenant"]["_id"]
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+        disclosure = "This call is recorded for training."
+        await ctx.db.tenants.update_one(
+            {"_id": tenant_id},
+            {"$set": {"recording": {"enabled": True, "disclosure": True, "disclosure_text": disclosure}}},
+        )
+    finally:
+        await ctx.db.close()
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    sam, sam_phone = await signed_in(hub_nobot, t["slug"], "sam", None)
+    await ann.available()
+    number = "+15557771007"
+    flow = keys_flow(tenant_id, number)
+    flow["start"] = "menu"
+    flow["nodes"]["menu"] = {
+        "type": "menu",
+        "prompt": "Press one for our hours, two for an agent.",
+        "timeout_s": 20,
+        "retries": 3,
+        "options": [{"key": "1", "next": "hours"}, {"key": "2", "next": "queue"}],
+    }
+    flow["nodes"]["hours"] = {"type": "say", "prompt": "We are open every day.", "next": "menu"}
+    await install_flow(mongo, hub_nobot, flow)
+    sid = "CA" + "a7" * 16
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, sid, to=number), sid)
+    await caller.connect()
+    hum = asyncio.create_task(keep_playing(caller, CALLER_HZ))
+    try:
+        await caller.press("2")
+        contact = await contact_when(mongo, hub_nobot, sid, lambda c: c["status"] in ("queued", "offered"))
+        contact_id = contact["_id"]
+        await answer(ann, contact_id)
+        said = [
+            text for author, text in (await contact_for(mongo, hub_nobot, sid))["messages"] if author == "bot"
+        ]
+        assert said[-1] == disclosure  # played before the caller was put through (and recorded)
+        assert await caller_level(caller, ANN_HZ) > HEARD
+        # the agent sends the caller back to the menu; the caller picks the hours
+        bye = await ann.http.post(f"/api/calls/{contact_id}/hangup", json={"after": "ivr"})
+        assert bye.status_code == 200
+        await asyncio.sleep(4.0)
+        await caller.press("1")
+
+        async def heard_hours() -> bool:
+            found = await contact_for(mongo, hub_nobot, sid)
+            return ("bot", "We are open every day.") in found["messages"]
+
+        await wait_for(heard_hours, timeout=20)
+        assert await my_bridge(ann) is None
+        assert (
+            await ann.http.post(f"/api/contacts/{contact_id}/wrapup", json={"disposition": "resolved"})
+        ).status_code == 200
+    finally:
+        hum.cancel()
+        await caller.hang_up()
+
+    # a second call: the supervisor listens in and force-releases it; the caller is let go
+    sid2 = "CA" + "b7" * 16
+    caller = TwilioCaller(hub_nobot.ws_url, incoming(hub_nobot, sid2, to=number), sid2)
+    await caller.connect()
+    hum = asyncio.create_task(keep_playing(caller, CALLER_HZ))
+    try:
+        await caller.press("2")
+        second = await contact_when(mongo, hub_nobot, sid2, lambda c: c["status"] in ("queued", "offered"))
+        await answer(ann, second["_id"])
+        assert (await ann.http.post(f"/api/calls/{second['_id']}/release")).status_code == 403
+        listen = await sam.http.post(f"/api/calls/{second['_id']}/monitor", json={"mode": "listen"})
+        assert listen.status_code == 200
+        released = await sam.http.post(f"/api/calls/{second['_id']}/release")
+        assert released.status_code == 200
+        await asyncio.wait_for(caller._reader, 15)  # type: ignore[arg-type]
+        assert caller.hung_up_by_hub
+
+        async def all_free() -> bool:
+            return await my_bridge(ann) is None and await my_bridge(sam) is None
+
+        await wait_for(all_free, timeout=10)
+        after = await contact_for(mongo, hub_nobot, sid2)
+        assert after["released_by"] == t["users"]["sam"]["_id"] and after["status"] == "assigned"
+    finally:
+        hum.cancel()
+        await caller.hang_up()
+        for phone in (ann_phone, sam_phone):
+            await phone.close()
+
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+
+        async def recorded() -> list[dict[str, Any]]:
+            return [r async for r in ctx.db.recordings.find({"tenant_id": tenant_id})]
+
+        recordings = await wait_for(recorded, timeout=15)
+        assert all(r["disclosure_played"] for r in recordings)
+    finally:
+        await ctx.db.close()
+    await ann.close()
+    await sam.close()

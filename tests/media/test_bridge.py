@@ -82,3 +82,16 @@ async def test_mixer_clock_keeps_real_time() -> None:
     await asyncio.sleep(1.0)
     await mixer.stop()
     assert 45 <= leg.frames_out <= 55
+
+
+def test_a_conference_has_at_most_eight_parties() -> None:
+    import pytest
+
+    from media.bridge import MAX_PARTIES, BridgeFull
+
+    bridge = Bridge("t1", "c1")
+    for _ in range(MAX_PARTIES):
+        bridge.add(Leg("agent", 16000))
+    with pytest.raises(BridgeFull):
+        bridge.add(Leg("agent", 16000))
+    assert len(bridge.legs) == 8
