@@ -72,7 +72,7 @@ from hub.db import Doc
 from hub.events import Event
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer
-from media.bridge import Leg
+from media.bridge import MIX_RATE, Leg
 from media.hold_music import hold_music_pcm
 from media.recording import Recorder, recording_settings
 from media.timings import timing_observers
@@ -115,6 +115,7 @@ class CallBrain(FrameProcessor):
         self._listen: Listen | None = None
         self._timeout_task: asyncio.Task[None] | None = None
         self._hold_task: asyncio.Task[None] | None = None
+        self._music: str | None = None  # the queue's hold music, else the IVR node's ("default": ours)
         self._watch_task: asyncio.Task[None] | None = None
         self._bot_lock = asyncio.Lock()
         self._recording: bytearray | None = None
@@ -256,7 +257,8 @@ class CallBrain(FrameProcessor):
         leg = Leg("customer", self.sample_rate, name=contact.get("from_number") or "caller")
         self._leg = leg
         self._bridge_pump = self.create_task(self._play_bridge(leg), "bridge-out")
-        await voice_desk(self.ctx).customer_joins(contact, leg, recorder)
+        music = await music_pcm(self.ctx, self.tenant_id, self._music, MIX_RATE)
+        await voice_desk(self.ctx).customer_joins(contact, leg, recorder, hold_music=music)
         if self.stt is not None:
             await self.stt.set_grammar(None)  # free speech: the live transcript the agent sees
 
@@ -346,9 +348,12 @@ class CallBrain(FrameProcessor):
                         direct_agent_id=action.agent_id,
                     )
                     waiting = queued is not None and queued["status"] in ("queued", "offered")
-                    if waiting and queued is not None and await router.hold_music(queued):
+                    queue_music = await router.hold_music(queued) if queued is not None else None
+                    self._music = queue_music or self._music
+                    if waiting and queue_music:
                         self._start_hold_music()  # the queue's music, where the IVR node set none
             elif isinstance(action, StartHoldMusic):
+                self._music = self._music or action.name
                 self._start_hold_music()
             elif isinstance(action, LeaveQueue):
                 self._stop_hold_music()
@@ -423,7 +428,7 @@ class CallBrain(FrameProcessor):
 
     async def _hold_music(self) -> None:
         """Loop the music in real time so prompts (position announcements) can interleave."""
-        loop = hold_music_pcm(self.sample_rate)
+        loop = await music_pcm(self.ctx, self.tenant_id, self._music, self.sample_rate)
         step = self.sample_rate * 2 * CHUNK_MS // 1000
         clock = asyncio.get_running_loop()
         while True:
@@ -545,6 +550,17 @@ async def store_wav(ctx: AppContext, bucket: str, pcm: bytes, sample_rate: int, 
     grid = AsyncGridFSBucket(ctx.db.db, bucket_name=bucket)
     await grid.upload_from_stream_with_id(file_id, f"{file_id}.wav", buffer.getvalue(), metadata=metadata)
     return file_id
+
+
+async def music_pcm(ctx: AppContext, tenant_id: str, name: str | None, sample_rate: int) -> bytes:
+    """Hold music by name: "default" (or none) is our generated tune, anything else an
+    uploaded audio prompt of the tenant; a missing prompt falls back to the tune."""
+    if name and name != "default":
+        pcm = await load_prompt_pcm(ctx, tenant_id, name, sample_rate)
+        if pcm:
+            return pcm
+        log.warning("tenant %s: hold music %r not found; playing the default tune", tenant_id, name)
+    return hold_music_pcm(sample_rate)
 
 
 async def load_prompt_pcm(ctx: AppContext, tenant_id: str, audio_id: str, sample_rate: int) -> bytes | None:

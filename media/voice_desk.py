@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
+
 from hub.contacts import update_contact
 from hub.context import AppContext
 from hub.db import Doc
@@ -179,7 +181,9 @@ class VoiceDesk:
         self.ctx.bus.publish(f"user:{uid}", {"type": "softphone", "call": self.call_view_for(uid)})
 
     # ------------------------------------------------------------------------- customer side
-    async def customer_joins(self, contact: Doc, leg: Leg, recorder: Recorder | None) -> Bridge:
+    async def customer_joins(
+        self, contact: Doc, leg: Leg, recorder: Recorder | None, hold_music: bytes | None = None
+    ) -> Bridge:
         """The caller is through to the agent (media/call.py): open the bridge, bring the
         owner's softphone in, start recording."""
         contact_id = contact["_id"]
@@ -187,6 +191,8 @@ class VoiceDesk:
         if old is not None:
             await self._close(old)
         bridge = Bridge(contact["tenant_id"], contact_id, recorder=recorder)
+        if hold_music:  # the queue's music (MIX_RATE PCM) for when the agent holds the caller
+            bridge.hold_music = np.frombuffer(hold_music, dtype="<i2")
         bridge.add(leg)
         self.calls[contact_id] = bridge
         self.mixer.add(bridge)

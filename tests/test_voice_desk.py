@@ -4,6 +4,8 @@ agents' and supervisors' softphones (aiortc) humming their own tones, a real hub
 from __future__ import annotations
 
 import asyncio
+import io
+import wave
 from typing import Any
 
 import numpy as np
@@ -13,14 +15,22 @@ from gridfs.asynchronous import AsyncGridFSBucket
 from hub.embedded_db import EmbeddedDatabase
 from media.recording import read_channels
 from tests.conftest import context_for
-from tests.desk_support import ToneSoftphone, caller_level, keep_playing, keys_flow, level_at, peak_level
+from tests.desk_support import (
+    ToneSoftphone,
+    caller_level,
+    keep_playing,
+    keys_flow,
+    level_at,
+    peak_level,
+    tone_pcm,
+)
 from tests.support import Agent, HubProcess
 from tests.test_voice_twilio import contact_for, contact_when, incoming, install_flow, wait_for
 from tests.voice_support import TwilioCaller
 
 pytestmark = pytest.mark.voice
 
-CALLER_HZ, ANN_HZ, BOB_HZ, SAM_HZ = 600.0, 1000.0, 1300.0, 1700.0
+CALLER_HZ, ANN_HZ, BOB_HZ, SAM_HZ, MUSIC_HZ = 600.0, 1000.0, 1300.0, 1700.0, 440.0
 HEARD = 1500.0  # amplitude of a tone that got through (sent at 8000, codecs and mixing cost some)
 SILENT = 300.0
 
@@ -73,6 +83,21 @@ async def test_caller_agent_hold_whisper_barge_and_recording(
     )
     ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
     sam, sam_phone = await signed_in(hub_nobot, t["slug"], "sam", SAM_HZ)
+    # the queue's own hold music: an uploaded prompt, a 440 Hz tone
+    music = io.BytesIO()
+    with wave.open(music, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes(tone_pcm(MUSIC_HZ, 16000, 2.0))
+    uploaded = await sam.http.post(
+        "/api/ivr/prompts", files={"file": ("music.wav", music.getvalue(), "audio/wav")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    queue = await sam.http.post(
+        "/api/queues", json={"name": "general", "skills": {"general": 1}, "hold_music": uploaded.json()["id"]}
+    )
+    assert queue.status_code == 201, queue.text
     await ann.available()
     caller, hum, contact = await call_in(
         hub_nobot, mongo, t["tenant"]["_id"], "+15557771001", "CA" + "a1" * 16
@@ -91,7 +116,7 @@ async def test_caller_agent_hold_whisper_barge_and_recording(
         agent_hears = await ann_phone.level(CALLER_HZ)
         held = np.frombuffer(__import__("audioop").ulaw2lin(bytes(caller.received[start:]), 2), dtype="<i2")
         assert level_at(held, 8000, ANN_HZ) < SILENT and agent_hears < SILENT
-        assert float(np.sqrt(np.mean(held.astype(np.float64) ** 2))) > 300  # music, not silence
+        assert level_at(held, 8000, MUSIC_HZ) > HEARD  # the queue's music
         assert (await ann.http.post(f"/api/calls/{contact_id}/hold", json={"on": False})).status_code == 200
 
         # the supervisor sees the call, listens silently, then whispers, then barges in
