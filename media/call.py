@@ -66,7 +66,7 @@ from bot.ivr import (
     prompt_audio,
 )
 from bot.rasa_client import BotUnavailable
-from hub.contacts import append_message, get_contact, update_contact
+from hub.contacts import append_message, get_contact, open_contact, update_contact
 from hub.context import AppContext
 from hub.db import Doc
 from hub.events import Event
@@ -293,6 +293,28 @@ class CallBrain(FrameProcessor):
         if self.session.state == "queued" and not self._ended:
             self._start_hold_music()
 
+    async def _follow_up_contact(self) -> None:
+        """The agent's part is theirs to wrap up; what the caller does next (self-service, or
+        another agent) is a new contact of the same call, linked by `follows_contact_id`."""
+        old = await get_contact(self.ctx, self.contact_id)
+        if old is None:
+            return
+        keep = ("from_number", "to_number", "flow_id", "web_visitor_id", "chat_contact_id", "answered_at")
+        extra: Doc = {key: old.get(key) for key in keep if key in old}
+        extra.update(
+            follows_contact_id=old["_id"],
+            call_ref=old.get("call_sid") or old.get("pc_id"),
+            call_status="in-progress",
+            ivr_path=list(self.session.path),
+        )
+        new = await open_contact(
+            self.ctx, self.tenant_id, old["channel"], customer_id=old.get("customer_id"), extra=extra
+        )
+        self.contact_id = new["_id"]
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+        self._watch_task = self.create_task(self._watch_contact(), "watch-contact")
+
     async def _call_control(self, event: Event) -> None:
         """The agent hung up: the caller goes on to the survey, back to the IVR, or is let go."""
         if event.get("action") != "agent_hangup" or self.session.state != "agent":
@@ -300,6 +322,7 @@ class CallBrain(FrameProcessor):
         await self._leave_agent()
         after = event.get("after")
         if after == "ivr" and self.session.flow.start:
+            await self._follow_up_contact()
             await self._run(self.session.goto(self.session.flow.start))
         elif after == "end":
             self.session.state = "ended"

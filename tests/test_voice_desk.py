@@ -478,11 +478,30 @@ async def test_disclosure_before_recording_back_to_menu_and_supervisor_release(
         await caller.press("1")
 
         async def heard_hours() -> bool:
-            found = await contact_for(mongo, hub_nobot, sid)
-            return ("bot", "We are open every day.") in found["messages"]
+            ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+            try:
+                follow_up = await ctx.db.contacts.find_one({"follows_contact_id": contact_id})
+                if follow_up is None:
+                    return False
+                said = [m["text"] async for m in ctx.db.messages.find({"contact_id": follow_up["_id"]})]
+                return "We are open every day." in said and follow_up["status"] == "bot"
+            finally:
+                await ctx.db.close()
 
+        # the caller's self-service after the agent is a new contact of the same call
         await wait_for(heard_hours, timeout=20)
         assert await my_bridge(ann) is None
+        await caller.press("2")  # ... and asks for an agent again: queued as the new contact
+
+        async def queued_again() -> bool:
+            ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+            try:
+                found = await ctx.db.contacts.find_one({"follows_contact_id": contact_id})
+                return found is not None and found["status"] in ("queued", "offered")
+            finally:
+                await ctx.db.close()
+
+        await wait_for(queued_again, timeout=15)
         assert (
             await ann.http.post(f"/api/contacts/{contact_id}/wrapup", json={"disposition": "resolved"})
         ).status_code == 200
