@@ -8,13 +8,14 @@ The audio side is media/voice_desk.py; the contact moves through routing/assignm
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Awaitable
+from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from hub.auth import Principal, require_roles
-from hub.contacts import get_contact, update_contact
+from hub.contacts import get_contact
 from hub.context import AppContext, get_ctx
 from hub.ids import utcnow
 from media.dtmf import valid_digits
@@ -56,8 +57,15 @@ def _desk(ctx: AppContext) -> VoiceDesk:
     return voice_desk(ctx)
 
 
-def _conflict(exc: Exception) -> HTTPException:
-    return HTTPException(409, str(exc))
+T = TypeVar("T")
+
+
+async def _attempt(action: Awaitable[T]) -> T:
+    """A call control that cannot be done now is a 409 with the reason for the user."""
+    try:
+        return await action
+    except (CallError, RoutingError) as exc:
+        raise HTTPException(409, str(exc)) from exc
 
 
 async def _my_call(ctx: AppContext, contact_id: str, principal: Principal) -> None:
@@ -136,10 +144,7 @@ async def hold(
     contact_id: str, body: Toggle, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, bool]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        await _desk(ctx).hold(contact_id, principal.tenant_id, principal.user_id, body.on)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).hold(contact_id, principal.tenant_id, principal.user_id, body.on))
     if body.on:
         await ctx.db.contacts.update_one(
             {"_id": contact_id}, {"$inc": {"holds": 1}, "$set": {"held_since": utcnow()}}
@@ -158,10 +163,7 @@ async def hold(
 async def mute(
     body: Toggle, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, bool]:
-    try:
-        await _desk(ctx).mute(principal.user_id, body.on)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).mute(principal.user_id, body.on))
     return {"muted": body.on}
 
 
@@ -171,20 +173,14 @@ async def keys(
 ) -> dict[str, str]:
     if not valid_digits(body.digits):
         raise HTTPException(422, "digits may be 0-9, *, # and A-D")
-    try:
-        await _desk(ctx).dtmf(principal.user_id, body.digits)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).dtmf(principal.user_id, body.digits))
     return {"sent": body.digits}
 
 
 @router.post("/leave")
 async def leave(principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)) -> dict[str, str]:
     """Leave the current call without ending it (a conference party, a supervisor)."""
-    try:
-        await _desk(ctx).leave(principal.user_id)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).leave(principal.user_id))
     return {"status": "left"}
 
 
@@ -193,10 +189,7 @@ async def hang_up(
     contact_id: str, body: HangupRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, str]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        await _desk(ctx).agent_hangs_up(contact_id, principal.tenant_id, principal.user_id, body.after)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).agent_hangs_up(contact_id, principal.tenant_id, principal.user_id, body.after))
     return {"status": "hung_up", "after": body.after}
 
 
@@ -205,8 +198,8 @@ async def transfer(
     contact_id: str, body: TransferRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        contact = await _desk(ctx).transfer(
+    contact = await _attempt(
+        _desk(ctx).transfer(
             contact_id,
             principal.tenant_id,
             principal.user_id,
@@ -214,8 +207,7 @@ async def transfer(
             queue_id=body.queue_id,
             skill=body.skill,
         )
-    except (CallError, RoutingError) as exc:
-        raise _conflict(exc) from exc
+    )
     return {"status": contact["status"], "queue_id": contact.get("queue_id")}
 
 
@@ -224,12 +216,9 @@ async def consult(
     contact_id: str, body: AgentRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        invite = await _desk(ctx).invite(
-            "consult", principal.user_id, principal.tenant_id, body.agent_id, contact_id
-        )
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    invite = await _attempt(
+        _desk(ctx).invite("consult", principal.user_id, principal.tenant_id, body.agent_id, contact_id)
+    )
     return _desk(ctx).invite_view(invite)
 
 
@@ -238,10 +227,7 @@ async def complete_consult(
     contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        contact = await _desk(ctx).complete_consult(contact_id, principal.tenant_id, principal.user_id)
-    except (CallError, RoutingError) as exc:
-        raise _conflict(exc) from exc
+    contact = await _attempt(_desk(ctx).complete_consult(contact_id, principal.tenant_id, principal.user_id))
     return {"status": "transferred", "agent_id": contact["agent_id"]}
 
 
@@ -250,10 +236,7 @@ async def cancel_consult(
     contact_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, str]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        await _desk(ctx).cancel_consult(contact_id, principal.tenant_id, principal.user_id)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).cancel_consult(contact_id, principal.tenant_id, principal.user_id))
     return {"status": "back_to_caller"}
 
 
@@ -262,12 +245,9 @@ async def conference(
     contact_id: str, body: AgentRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        invite = await _desk(ctx).invite(
-            "conference", principal.user_id, principal.tenant_id, body.agent_id, contact_id
-        )
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    invite = await _attempt(
+        _desk(ctx).invite("conference", principal.user_id, principal.tenant_id, body.agent_id, contact_id)
+    )
     return _desk(ctx).invite_view(invite)
 
 
@@ -275,12 +255,9 @@ async def conference(
 async def internal_call(
     body: AgentRequest, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
-    try:
-        invite = await _desk(ctx).invite(
-            "internal", principal.user_id, principal.tenant_id, body.agent_id, None
-        )
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    invite = await _attempt(
+        _desk(ctx).invite("internal", principal.user_id, principal.tenant_id, body.agent_id, None)
+    )
     return _desk(ctx).invite_view(invite)
 
 
@@ -288,10 +265,7 @@ async def internal_call(
 async def accept_invite(
     invite_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
-    try:
-        invite = await _desk(ctx).accept(invite_id, principal.user_id)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    invite = await _attempt(_desk(ctx).accept(invite_id, principal.user_id))
     return _desk(ctx).bridge_view(invite.bridge)
 
 
@@ -299,10 +273,7 @@ async def accept_invite(
 async def decline_invite(
     invite_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, str]:
-    try:
-        await _desk(ctx).decline(invite_id, principal.user_id)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).decline(invite_id, principal.user_id))
     return {"status": "declined"}
 
 
@@ -314,10 +285,7 @@ async def monitor(
     ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     await _my_call(ctx, contact_id, principal)
-    try:
-        await _desk(ctx).monitor(contact_id, principal.tenant_id, principal.user_id, body.mode)
-    except CallError as exc:
-        raise _conflict(exc) from exc
+    await _attempt(_desk(ctx).monitor(contact_id, principal.tenant_id, principal.user_id, body.mode))
     return _desk(ctx).bridge_view(_desk(ctx).call(contact_id, principal.tenant_id))
 
 
@@ -327,13 +295,5 @@ async def force_release(
 ) -> dict[str, str]:
     """End the call for everyone; the agent goes on to wrap up as after any call."""
     await _my_call(ctx, contact_id, principal)
-    try:
-        _desk(ctx).call(contact_id, principal.tenant_id)
-    except CallError as exc:
-        raise _conflict(exc) from exc
-    ctx.bus.publish(
-        f"contact:{contact_id}",
-        {"type": "call_control", "action": "agent_hangup", "after": "end", "by": principal.user_id},
-    )
-    await update_contact(ctx, contact_id, {"released_by": principal.user_id, "released_at": utcnow()})
+    await _attempt(_desk(ctx).force_release(contact_id, principal.tenant_id, principal.user_id))
     return {"status": "released"}

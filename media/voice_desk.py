@@ -248,7 +248,9 @@ class VoiceDesk:
         self._publish_call(bridge)
         return leg
 
-    async def _leave(self, bridge: Bridge, line: Line) -> None:
+    async def _leave(self, bridge: Bridge, line: Line, *, ending: bool = False) -> None:
+        """The line leaves the bridge and gives back a slot it took for it; an internal call
+        ends with its second-last party (`ending`: the bridge is closing anyway)."""
         if line.leg is not None:
             bridge.remove(line.leg)
         line.detach()
@@ -256,8 +258,10 @@ class VoiceDesk:
         if channel is not None:
             await release(self.ctx, line.user_id, channel)
         self._publish_line(line)
+        if ending:
+            return
         self._publish_call(bridge)
-        if bridge.contact_id is None and len(bridge.legs) < 2:  # an internal call ends with one party
+        if bridge.contact_id is None and len(bridge.legs) < 2:
             await self._end_internal(bridge)
 
     async def _owner(self, contact_id: str | None) -> str | None:
@@ -367,11 +371,19 @@ class VoiceDesk:
                 raise CallError("you are not on this call")
             await self._leave(bridge, line)
             return
+        await self._end_agent_part(contact_id, after, {"agent_hung_up_at": utcnow(), "after_agent": after})
+
+    async def force_release(self, contact_id: str, tenant_id: str, by: str) -> None:
+        """A supervisor ends the call for everyone; the agent wraps up as after any call."""
+        self.call(contact_id, tenant_id)
+        await self._end_agent_part(contact_id, "end", {"released_by": by, "released_at": utcnow()})
+
+    async def _end_agent_part(self, contact_id: str, after: str, record: Doc) -> None:
+        """Tell the caller's pipeline (media/call.py) to leave the bridge and go on to `after`."""
         self.ctx.bus.publish(
-            f"contact:{contact_id}",
-            {"type": "call_control", "action": "agent_hangup", "after": after, "by": user_id},
+            f"contact:{contact_id}", {"type": "call_control", "action": "agent_hangup", "after": after}
         )
-        await update_contact(self.ctx, contact_id, {"agent_hung_up_at": utcnow(), "after_agent": after})
+        await update_contact(self.ctx, contact_id, record)
 
     def _is_supervisor_leg(self, bridge: Bridge, user_id: str) -> bool:
         return any(leg.role == "supervisor" for leg in bridge.find(user_id=user_id))
@@ -545,18 +557,9 @@ class VoiceDesk:
         for invite in [i for i in self.invites.values() if i.bridge is bridge]:
             self._drop_invite(invite, "ended")
         for line in [line for line in self.lines.values() if line.bridge is bridge]:
-            await self._leave_quietly(bridge, line)
+            await self._leave(bridge, line, ending=True)
         self.mixer.discard(bridge)
         self._publish_call(bridge, ended=True)
-
-    async def _leave_quietly(self, bridge: Bridge, line: Line) -> None:
-        if line.leg is not None:
-            bridge.remove(line.leg)
-        line.detach()
-        channel = self.slots.pop((bridge.id, line.user_id), None)
-        if channel is not None:
-            await release(self.ctx, line.user_id, channel)
-        self._publish_line(line)
 
     # ------------------------------------------------------------------------- views
     def invite_view(self, invite: Invite) -> dict[str, Any]:

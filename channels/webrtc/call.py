@@ -212,6 +212,21 @@ def _parse(model: type[Model], data: dict[str, Any], what: str) -> Model:
         raise http_error(400, f"invalid {what}: {problems}") from None
 
 
+def patch_request(body: PatchBody) -> SmallWebRTCPatchRequest:
+    """pipecat's form of trickled candidates (browsers prefix them with "candidate:")."""
+    return SmallWebRTCPatchRequest(
+        pc_id=body.pc_id,
+        candidates=[
+            IceCandidate(
+                candidate=c.candidate.removeprefix("candidate:"),
+                sdp_mid=c.sdp_mid,
+                sdp_mline_index=c.sdp_mline_index,
+            )
+            for c in body.candidates
+        ],
+    )
+
+
 def check_offer_sdp(sdp: str) -> None:
     """Reject what is not an audio offer before aiortc sees it (it accepts garbage as an empty offer)."""
     if not sdp.lstrip().startswith("v=0"):
@@ -376,17 +391,7 @@ async def add_candidates(request: Request, tenant: str = "", ctx: AppContext = D
     calls = web_calls(ctx)
     if calls.find(tenant_doc["_id"], visitor_id, body.pc_id) is None:
         raise http_error(404, "unknown call")
-    patch = SmallWebRTCPatchRequest(
-        pc_id=body.pc_id,
-        candidates=[
-            IceCandidate(
-                candidate=c.candidate.removeprefix("candidate:"),
-                sdp_mid=c.sdp_mid,
-                sdp_mline_index=c.sdp_mline_index,
-            )
-            for c in body.candidates
-        ],
-    )
+    patch = patch_request(body)
     try:
         await calls.handler.handle_patch_request(patch)
     except HTTPException as exc:

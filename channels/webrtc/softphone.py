@@ -24,8 +24,6 @@ from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
     ConnectionMode,
-    IceCandidate,
-    SmallWebRTCPatchRequest,
     SmallWebRTCRequest,
     SmallWebRTCRequestHandler,
 )
@@ -39,6 +37,7 @@ from channels.webrtc.call import (
     _negotiate,
     _parse,
     check_offer_sdp,
+    patch_request,
     wait_connected,
 )
 from hub.auth import Principal, require_roles
@@ -125,17 +124,7 @@ async def add_candidates(
     mine = _connections(ctx).get(principal.user_id)
     if mine is None or mine[0] != body.pc_id:
         raise HTTPException(404, "unknown line")
-    patch = SmallWebRTCPatchRequest(
-        pc_id=body.pc_id,
-        candidates=[
-            IceCandidate(
-                candidate=c.candidate.removeprefix("candidate:"),
-                sdp_mid=c.sdp_mid,
-                sdp_mline_index=c.sdp_mline_index,
-            )
-            for c in body.candidates
-        ],
-    )
+    patch = patch_request(body)
     try:
         await _handler(ctx).handle_patch_request(patch)
     except (ValueError, IndexError) as exc:

@@ -7,22 +7,8 @@ import asyncio
 import numpy as np
 
 from media.bridge import FRAME_SAMPLES, MIX_RATE, Bridge, Leg, Mixer, Resampler, hears
-
-
-def tone(freq: float, rate: int, seconds: float, amplitude: float = 8000) -> bytes:
-    t = np.arange(int(rate * seconds)) / rate
-    return (np.sin(2 * np.pi * freq * t) * amplitude).astype("<i2").tobytes()
-
-
-def level_at(pcm: bytes, rate: int, freq: float) -> float:
-    """Amplitude of `freq` in the audio (FFT bin magnitude normalised to a sine's amplitude)."""
-    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
-    if samples.size < rate // 10:
-        return 0.0
-    spectrum = np.abs(np.fft.rfft(samples * np.hanning(samples.size)))
-    freqs = np.fft.rfftfreq(samples.size, 1 / rate)
-    band = (freqs > freq - 15) & (freqs < freq + 15)
-    return float(spectrum[band].max() * 4 / samples.size)
+from tests.desk_support import level_at
+from tests.desk_support import tone_pcm as tone
 
 
 def test_hearing_policy() -> None:
@@ -45,10 +31,10 @@ def test_resampler_keeps_tones_and_filters_aliases() -> None:
     up, down = Resampler(8000, 16000), Resampler(16000, 8000)
     pcm = np.frombuffer(tone(600, 8000, 1.0), "<i2")
     out = np.concatenate([up(pcm[i : i + 160]) for i in range(0, pcm.size, 160)])
-    assert out.size == 16000 and level_at(out.tobytes(), 16000, 600) > 6000
+    assert out.size == 16000 and level_at(out, 16000, 600) > 6000
     high = np.frombuffer(tone(6000, 16000, 1.0), "<i2")  # above 8 kHz's Nyquist: must not alias to 2 kHz
     out = np.concatenate([down(high[i : i + 320]) for i in range(0, high.size, 320)])
-    assert out.size == 8000 and level_at(out.tobytes(), 8000, 2000) < 800
+    assert out.size == 8000 and level_at(out, 8000, 2000) < 800
 
 
 def test_bridge_mixes_by_policy() -> None:
@@ -65,12 +51,15 @@ def test_bridge_mixes_by_policy() -> None:
         agent.feed(a[i * 640 : (i + 1) * 640])
         supervisor.feed(s[i * 640 : (i + 1) * 640])
         bridge.tick(0.0)
-    assert level_at(bytes(got["customer"]), 8000, 1000) > 4000
-    assert level_at(bytes(got["customer"]), 8000, 1500) < 300  # whisper: not to the caller
-    assert level_at(bytes(got["agent"]), MIX_RATE, 600) > 4000
-    assert level_at(bytes(got["agent"]), MIX_RATE, 1500) > 4000
-    assert level_at(bytes(got["supervisor"]), MIX_RATE, 600) > 4000
-    assert level_at(bytes(got["supervisor"]), MIX_RATE, 1000) > 4000
+    heard = {role: np.frombuffer(bytes(pcm), "<i2") for role, pcm in got.items()}
+    assert level_at(heard["customer"], 8000, 1000) > 4000
+    assert (
+        level_at(heard["customer"], 8000, 1500) < 300
+    )  # whisper: not to the caller
+    assert level_at(heard["agent"], MIX_RATE, 600) > 4000
+    assert level_at(heard["agent"], MIX_RATE, 1500) > 4000
+    assert level_at(heard["supervisor"], MIX_RATE, 600) > 4000
+    assert level_at(heard["supervisor"], MIX_RATE, 1000) > 4000
     assert len(got["agent"]) == 50 * FRAME_SAMPLES * 2
 
 
