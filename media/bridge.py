@@ -35,9 +35,12 @@ MIX_RATE = 16000
 FRAME_MS = 20
 FRAME_SAMPLES = MIX_RATE * FRAME_MS // 1000
 MAX_PARTIES = 8
-MAX_BUFFER_MS = 120
+MAX_BUFFER_MS = 120  # hard cap of a party's unread input
+JITTER_MAX_FRAMES = 4  # more unread input than this at a tick (after a burst or a stall) ...
+JITTER_KEEP_FRAMES = 2  # ... is cut back to this, oldest first, so delay cannot build up
 OUTBOX_FRAMES = 10  # 200 ms of mixed audio waiting for a slow leg before the oldest goes
 MAX_CATCH_UP_TICKS = 5
+STALL_S = 2.0  # a party silent (no packets) for longer has hung up or paused, not underrun
 
 Role = Literal["customer", "agent", "supervisor"]
 Mode = Literal["talk", "listen", "whisper", "barge"]
@@ -140,10 +143,14 @@ class Leg:
         self._extra = np.concatenate([self._extra, samples])
 
     def take_frame(self, now: float) -> np.ndarray:
+        if self._inbox.size > JITTER_MAX_FRAMES * FRAME_SAMPLES:
+            surplus = self._inbox.size - JITTER_KEEP_FRAMES * FRAME_SAMPLES
+            self.dropped_ms += surplus * 1000 // MIX_RATE
+            self._inbox = self._inbox[surplus:]
         if self._inbox.size >= FRAME_SAMPLES:
             frame, self._inbox = self._inbox[:FRAME_SAMPLES], self._inbox[FRAME_SAMPLES:]
         else:
-            if now - self._last_fed < 0.1:  # the party is sending but this frame is short: a gap
+            if now - self._last_fed < STALL_S:  # the party sends but this frame is short: a gap
                 self.underruns += 1
             frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
             frame[: self._inbox.size] = self._inbox
@@ -310,9 +317,9 @@ class Mixer:
                 self.late_ticks += behind
                 next_at = now
                 behind = 0
-            elif behind >= 1:
-                self.late_ticks += 1
-            started = time.process_time()
+            else:
+                self.late_ticks += behind
+            started = time.thread_time()  # the loop's thread only: not the codecs' threads
             for _ in range(behind + 1):
                 wall = time.monotonic()
                 for bridge in list(self.bridges):
@@ -323,7 +330,7 @@ class Mixer:
                         self.bridges.discard(bridge)
                 self.ticks += 1
                 next_at += period
-            self.tick_cpu_s += time.process_time() - started
+            self.tick_cpu_s += time.thread_time() - started
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 
     async def stop(self) -> None:

@@ -84,6 +84,7 @@ QUEUE_TICK_S = 30.0
 CHUNK_MS = 20
 TRANSFER_TEXT = "Please hold while I transfer your call."
 PROMPT_WAIT_MAX_S = 20.0
+BRIDGE_AHEAD_S = 0.1  # what the caller's transport may hold of the bridge's audio
 
 
 def agent_code(user_id: str) -> str:
@@ -269,9 +270,25 @@ class CallBrain(FrameProcessor):
             await asyncio.wait_for(self._quiet.wait(), PROMPT_WAIT_MAX_S)
 
     async def _play_bridge(self, leg: Leg) -> None:
+        """The bridge's mix to the caller, never more than BRIDGE_AHEAD_S ahead of real time.
+
+        The transport plays at its own pace and queues what it is given; audio pushed after
+        a stall would stay that much late for the rest of the call. So we count what we
+        pushed against the clock and drop what would run too far ahead.
+        """
+        clock = asyncio.get_running_loop()
+        start, pushed_s = clock.time(), 0.0
         while True:
             pcm = await leg.outbox.get()
+            now = clock.time()
+            ahead = start + pushed_s - now
+            if ahead < 0:  # the transport ran dry meanwhile: it plays this at once
+                start, pushed_s = now, 0.0
+            elif ahead > BRIDGE_AHEAD_S:
+                leg.dropped_ms += CHUNK_MS
+                continue
             await self.push_frame(OutputAudioRawFrame(pcm, self.sample_rate, 1))
+            pushed_s += len(pcm) / (2 * self.sample_rate)
 
     async def _leave_agent(self) -> None:
         from media.voice_desk import voice_desk

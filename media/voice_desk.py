@@ -18,11 +18,11 @@ in the same hub process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -48,7 +48,12 @@ class CallError(Exception):
 
 @dataclass(eq=False)
 class Line:
-    """One user's softphone: audio in goes to the current leg, mixed audio out comes back."""
+    """One user's softphone: audio in goes to the current leg, mixed audio out comes back.
+
+    The outgoing audio is a short queue that the line's track pulls from at its own pace
+    (media/softphone.py); it keeps at most `JITTER_FRAMES`, dropping the oldest, so the
+    delay toward the user stays bounded whatever the two clocks do.
+    """
 
     user_id: str
     tenant_id: str
@@ -58,14 +63,27 @@ class Line:
     id: str = field(default_factory=new_id)
     leg: Leg | None = None
     bridge: Bridge | None = None
-    outbox: asyncio.Queue[bytes] = field(default_factory=lambda: asyncio.Queue(10))
+    outbox: deque[bytes] = field(default_factory=deque)
     connected_at: float = field(default_factory=time.time)
+    dropped_frames: int = 0
+    silent_frames: int = 0
+
+    JITTER_FRAMES: ClassVar[int] = 3
 
     def put(self, pcm: bytes) -> None:
-        if self.outbox.full():
-            with contextlib.suppress(asyncio.QueueEmpty):
-                self.outbox.get_nowait()
-        self.outbox.put_nowait(pcm)
+        self.outbox.append(pcm)
+        while len(self.outbox) > self.JITTER_FRAMES:
+            self.outbox.popleft()
+            self.dropped_frames += 1
+
+    def pull(self, size: int) -> bytes:
+        """The next frame for the browser (`size` bytes), or silence."""
+        if self.outbox:
+            pcm = self.outbox.popleft()
+            return pcm if len(pcm) == size else pcm[:size].ljust(size, b"\x00")
+        if self.leg is not None:
+            self.silent_frames += 1
+        return b"\x00" * size
 
     def attach(self, bridge: Bridge, leg: Leg) -> None:
         self.bridge, self.leg = bridge, leg
@@ -75,6 +93,7 @@ class Line:
         if self.leg is not None:
             self.leg.on_frame = None
         self.bridge, self.leg = None, None
+        self.outbox.clear()
 
     def feed(self, pcm: bytes) -> None:
         if self.leg is not None:

@@ -20,14 +20,12 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, Response
-from pipecat.transports.base_transport import TransportParams
 from pipecat.transports.smallwebrtc.connection import SmallWebRTCConnection
 from pipecat.transports.smallwebrtc.request_handler import (
     ConnectionMode,
     SmallWebRTCRequest,
     SmallWebRTCRequestHandler,
 )
-from pipecat.transports.smallwebrtc.transport import SmallWebRTCTransport
 
 from channels.webrtc.call import (
     CONNECT_TIMEOUT_S,
@@ -156,16 +154,7 @@ async def serve_line(ctx: AppContext, line: Line, connection: SmallWebRTCConnect
         if not await wait_connected(connection, CONNECT_TIMEOUT_S):
             log.warning("softphone of %s never connected (%s)", line.user_id, connection.pc.connectionState)
             return
-        transport = SmallWebRTCTransport(
-            webrtc_connection=connection,
-            params=TransportParams(
-                audio_in_enabled=True,
-                audio_out_enabled=True,
-                audio_in_sample_rate=RATE,
-                audio_out_sample_rate=RATE,
-            ),
-        )
-        runner = asyncio.create_task(run_line(transport, line))
+        runner = asyncio.create_task(run_line(connection, line))
         await desk.register_line(line)
         registered = True
         await supervise(connection, runner, f"softphone-{line.user_id}")
