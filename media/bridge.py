@@ -124,6 +124,7 @@ class Leg:
         self._hold_pos = 0
         self._last_fed = 0.0
         self._extra = np.zeros(0, dtype=np.int16)  # sounds this party sends besides its voice
+        self._primed = False  # holds JITTER_KEEP_FRAMES before playing (again)
         self.on_frame: Callable[[bytes], None] | None = None  # optional direct sink (tests, bench)
 
     def feed(self, pcm: bytes) -> None:
@@ -147,14 +148,15 @@ class Leg:
             surplus = self._inbox.size - JITTER_KEEP_FRAMES * FRAME_SAMPLES
             self.dropped_ms += surplus * 1000 // MIX_RATE
             self._inbox = self._inbox[surplus:]
-        if self._inbox.size >= FRAME_SAMPLES:
+        if not self._primed and self._inbox.size >= JITTER_KEEP_FRAMES * FRAME_SAMPLES:
+            self._primed = True  # a little in hand, so ordinary packet jitter is not a gap
+        if self._primed and self._inbox.size >= FRAME_SAMPLES:
             frame, self._inbox = self._inbox[:FRAME_SAMPLES], self._inbox[FRAME_SAMPLES:]
         else:
-            if now - self._last_fed < STALL_S:  # the party sends but this frame is short: a gap
+            if self._primed and now - self._last_fed < STALL_S:  # sending, but ran dry: a gap
                 self.underruns += 1
+            self._primed = False
             frame = np.zeros(FRAME_SAMPLES, dtype=np.int16)
-            frame[: self._inbox.size] = self._inbox
-            self._inbox = np.zeros(0, dtype=np.int16)
         if self._extra.size:
             extra, self._extra = self._extra[:FRAME_SAMPLES], self._extra[FRAME_SAMPLES:]
             mixed = frame.astype(np.int32)

@@ -623,10 +623,16 @@ async def load_prompt_pcm(ctx: AppContext, tenant_id: str, audio_id: str, sample
 
 
 def build_pipeline(
-    transport: BaseTransport, brain: CallBrain, stt: Any | None, tts: Any, *, sample_rate: int
+    transport: BaseTransport,
+    brain: CallBrain,
+    stt: Any | None,
+    tts: Any,
+    *,
+    sample_rate: int,
+    vad_analyzer: SileroVADAnalyzer | None = None,
 ) -> PipelineWorker:
     """transport -> VAD -> STT -> turns (barge-in) -> brain -> TTS -> transport."""
-    vad = VADProcessor(vad_analyzer=SileroVADAnalyzer())
+    vad = VADProcessor(vad_analyzer=vad_analyzer or SileroVADAnalyzer())
     turns = UserTurnProcessor(
         user_turn_strategies=UserTurnStrategies(
             start=[VADUserTurnStartStrategy()],
@@ -701,7 +707,9 @@ async def run_call(
     brain = CallBrain(
         ctx, contact, session, sample_rate=sample_rate, stt=stt, queue_tick_s=ctx.settings.queue_announce_s
     )
-    worker = build_pipeline(transport, brain, stt, tts, sample_rate=sample_rate)
+    # loading the VAD model takes 20-30 ms: not on the event loop that mixes live calls
+    vad_analyzer = await asyncio.to_thread(SileroVADAnalyzer)
+    worker = build_pipeline(transport, brain, stt, tts, sample_rate=sample_rate, vad_analyzer=vad_analyzer)
 
     @transport.event_handler("on_client_disconnected")
     async def _gone(_transport: Any, _client: Any) -> None:
