@@ -24,6 +24,7 @@ from media.voice_desk import Line
 log = logging.getLogger(__name__)
 
 FRAME_MS = 20
+RECV_TIMEOUT_S = 1.0
 MAX_LATE_S = 0.2  # behind schedule by more than this (a stalled loop): restart the schedule
 
 
@@ -68,7 +69,12 @@ async def feed_microphone(connection: SmallWebRTCConnection, line: Line) -> None
             await asyncio.sleep(0.05)
             continue
         try:
-            frame = await track.recv()
+            # pipecat's track wrapper stops receiving when recv() has waited 2 s (it takes
+            # that for an unread track): ask again within that, so a pause in the peer's
+            # packets does not silence the line for good
+            frame = await asyncio.wait_for(track.recv(), RECV_TIMEOUT_S)
+        except TimeoutError:
+            continue
         except MediaStreamError:
             return  # the peer is gone
         if frame is None:

@@ -71,6 +71,7 @@ class ToneSoftphone:
         self.heard: list[tuple[float, np.ndarray]] = []  # (monotonic time, 48 kHz mono samples)
         self.rate = 48000
         self.pc: Any = None
+        self.paused_until = 0.0
         self._readers: list[asyncio.Task[None]] = []
 
     async def connect(self) -> None:
@@ -90,6 +91,9 @@ class ToneSoftphone:
 
             async def recv(self) -> AudioFrame:
                 rate, n = 48000, 960
+                if phone.paused_until > time.time():  # no packets at all (a network stall)
+                    await asyncio.sleep(phone.paused_until - time.time())
+                    self.start = time.time() - self.samples / rate
                 if self.start is None:
                     self.start = time.time()
                 wait = self.start + self.samples / rate - time.time()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import wave
 from typing import Any
 
@@ -209,6 +210,29 @@ async def accept_invite(agent: Agent) -> None:
     accepted = await agent.http.post(f"/api/calls/invites/{invite_id}/accept")
     assert accepted.status_code == 200, accepted.text
     await asyncio.sleep(0.5)
+
+
+async def test_a_pause_in_the_agents_packets_does_not_silence_the_line(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"ann": ["general"]})
+    ann, ann_phone = await signed_in(hub_nobot, t["slug"], "ann", ANN_HZ)
+    await ann.available()
+    caller, hum, contact = await call_in(
+        hub_nobot, mongo, t["tenant"]["_id"], "+15557771008", "CA" + "c8" * 16
+    )
+    try:
+        await answer(ann, contact["_id"])
+        assert await caller_level(caller, ANN_HZ) > HEARD
+        ann_phone.paused_until = time.time() + 3.0  # the agent's network stalls for 3 s
+        await asyncio.sleep(4.0)
+        assert await caller_level(caller, ANN_HZ) > HEARD  # and the caller hears the agent again
+        assert await ann_phone.level(CALLER_HZ) > HEARD
+    finally:
+        hum.cancel()
+        await caller.hang_up()
+        await ann_phone.close()
+    await ann.close()
 
 
 async def test_consult_complete_then_conference(

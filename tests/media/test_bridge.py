@@ -53,9 +53,7 @@ def test_bridge_mixes_by_policy() -> None:
         bridge.tick(0.0)
     heard = {role: np.frombuffer(bytes(pcm), "<i2") for role, pcm in got.items()}
     assert level_at(heard["customer"], 8000, 1000) > 4000
-    assert (
-        level_at(heard["customer"], 8000, 1500) < 300
-    )  # whisper: not to the caller
+    assert level_at(heard["customer"], 8000, 1500) < 300  # whisper: not to the caller
     assert level_at(heard["agent"], MIX_RATE, 600) > 4000
     assert level_at(heard["agent"], MIX_RATE, 1500) > 4000
     assert level_at(heard["supervisor"], MIX_RATE, 600) > 4000
