@@ -36,10 +36,12 @@ from pipecat.frames.frames import (
     TranscriptionFrame,
     TTSSpeakFrame,
 )
+from pipecat.observers.base_observer import BaseObserver, FramePushed
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineParams, PipelineWorker
 from pipecat.processors.audio.vad_processor import VADProcessor
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+from pipecat.transports.base_output import BaseOutputTransport
 from pipecat.transports.base_transport import BaseTransport
 from pipecat.turns.user_start import VADUserTurnStartStrategy
 from pipecat.turns.user_stop import SpeechTimeoutUserTurnStopStrategy
@@ -92,6 +94,20 @@ def agent_code(user_id: str) -> str:
     return f"{int(user_id[:8], 16) % 9000 + 1000}"
 
 
+class PlayoutObserver(BaseObserver):
+    """Counts the audio the output transport has actually sent (it pushes each frame on
+    after writing it), so the bridge knows how much is still queued in front of the caller."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.played_s = 0.0
+
+    async def on_push_frame(self, data: FramePushed) -> None:
+        frame = data.frame
+        if isinstance(frame, OutputAudioRawFrame) and isinstance(data.source, BaseOutputTransport):
+            self.played_s += len(frame.audio) / (2 * frame.sample_rate * max(1, frame.num_channels))
+
+
 class CallBrain(FrameProcessor):
     """Drives one call: IVR events in, prompts, bot turns, queueing and hold music out."""
 
@@ -128,6 +144,7 @@ class CallBrain(FrameProcessor):
         self._quiet.set()
         self._leg: Leg | None = None  # in the agent bridge (media/voice_desk.py)
         self._bridge_pump: asyncio.Task[None] | None = None
+        self.playout = PlayoutObserver()
 
     # -- pipecat ------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -270,21 +287,19 @@ class CallBrain(FrameProcessor):
             await asyncio.wait_for(self._quiet.wait(), PROMPT_WAIT_MAX_S)
 
     async def _play_bridge(self, leg: Leg) -> None:
-        """The bridge's mix to the caller, never more than BRIDGE_AHEAD_S ahead of real time.
+        """The bridge's mix to the caller, with at most BRIDGE_AHEAD_S queued in the transport.
 
-        The transport plays at its own pace and queues what it is given; audio pushed after
-        a stall would stay that much late for the rest of the call. So we count what we
-        pushed against the clock and drop what would run too far ahead.
+        The transport plays at its own pace (pipecat's websocket output even slips a little
+        whenever the loop is late) and queues what it is given; audio queued behind would
+        stay that late for the rest of the call. So what was pushed is weighed against what
+        the transport has sent (`PlayoutObserver`) and what would queue too long is dropped.
         """
-        clock = asyncio.get_running_loop()
-        start, pushed_s = clock.time(), 0.0
+        played_at_start = self.playout.played_s
+        pushed_s = 0.0
         while True:
             pcm = await leg.outbox.get()
-            now = clock.time()
-            ahead = start + pushed_s - now
-            if ahead < 0:  # the transport ran dry meanwhile: it plays this at once
-                start, pushed_s = now, 0.0
-            elif ahead > BRIDGE_AHEAD_S:
+            queued = pushed_s - (self.playout.played_s - played_at_start)
+            if queued > BRIDGE_AHEAD_S:
                 leg.dropped_ms += CHUNK_MS
                 continue
             await self.push_frame(OutputAudioRawFrame(pcm, self.sample_rate, 1))
@@ -648,7 +663,7 @@ def build_pipeline(
         params=PipelineParams(audio_in_sample_rate=sample_rate, audio_out_sample_rate=sample_rate),
         idle_timeout_secs=None,
         enable_rtvi=False,
-        observers=timing_observers(brain.contact_id),
+        observers=[brain.playout, *timing_observers(brain.contact_id)],
     )
 
 
