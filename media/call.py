@@ -108,6 +108,21 @@ class PlayoutObserver(BaseObserver):
             self.played_s += len(frame.audio) / (2 * frame.sample_rate * max(1, frame.num_channels))
 
 
+class BridgeTap(FrameProcessor):
+    """First after the transport: the caller's audio goes straight to the agent bridge, so
+    queues in the speech stages behind it (VAD, STT) never delay what the agent hears."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.leg: Leg | None = None
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InputAudioRawFrame) and self.leg is not None:
+            self.leg.feed(frame.audio)
+        await self.push_frame(frame, direction)
+
+
 class CallBrain(FrameProcessor):
     """Drives one call: IVR events in, prompts, bot turns, queueing and hold music out."""
 
@@ -145,6 +160,7 @@ class CallBrain(FrameProcessor):
         self._leg: Leg | None = None  # in the agent bridge (media/voice_desk.py)
         self._bridge_pump: asyncio.Task[None] | None = None
         self.playout = PlayoutObserver()
+        self.tap = BridgeTap()
 
     # -- pipecat ------------------------------------------------------------------------------
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
@@ -164,8 +180,6 @@ class CallBrain(FrameProcessor):
         elif isinstance(frame, InterimTranscriptionFrame):
             pass  # interim text is for latency metrics, not for the IVR
         elif isinstance(frame, InputAudioRawFrame):
-            if self._leg is not None:
-                self._leg.feed(frame.audio)
             if self._recording is not None:
                 self._recording.extend(frame.audio)
         elif isinstance(frame, InterruptionFrame) and self._leg is not None:
@@ -274,6 +288,7 @@ class CallBrain(FrameProcessor):
         await self.broadcast_interruption()
         leg = Leg("customer", self.sample_rate, name=contact.get("from_number") or "caller")
         self._leg = leg
+        self.tap.leg = leg
         self._bridge_pump = self.create_task(self._play_bridge(leg), "bridge-out")
         music = await music_pcm(self.ctx, self.tenant_id, self._music, MIX_RATE)
         await voice_desk(self.ctx).customer_joins(contact, leg, recorder, hold_music=music)
@@ -311,6 +326,7 @@ class CallBrain(FrameProcessor):
         if self._leg is None:
             return
         self._leg = None
+        self.tap.leg = None
         if self._bridge_pump is not None:
             await self.cancel_task(self._bridge_pump)
             self._bridge_pump = None
@@ -654,7 +670,7 @@ def build_pipeline(
             stop=[SpeechTimeoutUserTurnStopStrategy(user_speech_timeout=0.4)],
         )
     )
-    stages: list[Any] = [transport.input(), vad]
+    stages: list[Any] = [transport.input(), brain.tap, vad]
     if stt is not None:
         stages.append(stt)
     stages += [turns, brain, tts, transport.output()]
