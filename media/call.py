@@ -115,11 +115,14 @@ class BridgeTap(FrameProcessor):
     def __init__(self) -> None:
         super().__init__()
         self.leg: Leg | None = None
+        self.keep_audio = True  # False: nothing behind needs the audio while bridged (no STT)
 
     async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
         await super().process_frame(frame, direction)
         if isinstance(frame, InputAudioRawFrame) and self.leg is not None:
             self.leg.feed(frame.audio)
+            if not self.keep_audio:
+                return  # spares the VAD model's work on every frame of the conversation
         await self.push_frame(frame, direction)
 
 
@@ -289,6 +292,7 @@ class CallBrain(FrameProcessor):
         leg = Leg("customer", self.sample_rate, name=contact.get("from_number") or "caller")
         self._leg = leg
         self.tap.leg = leg
+        self.tap.keep_audio = self.stt is not None
         self._bridge_pump = self.create_task(self._play_bridge(leg), "bridge-out")
         music = await music_pcm(self.ctx, self.tenant_id, self._music, MIX_RATE)
         await voice_desk(self.ctx).customer_joins(contact, leg, recorder, hold_music=music)
