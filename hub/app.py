@@ -26,6 +26,7 @@ from channels.webrtc import softphone as webrtc_softphone
 from dashboard import announcements_api as dashboard_announcements
 from dashboard import api as dashboard_api
 from dashboard import calls_api as dashboard_calls
+from dashboard import campaigns_api as dashboard_campaigns
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         webrtc_call,
         webrtc_softphone,
         dashboard_calls,
+        dashboard_campaigns,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,266 @@
+"""Campaign management over HTTP: create and edit campaigns, start / pause / resume / stop
+them, watch their progress, record results, and export them to Excel.
+
+Campaign managers are supervisors and admins; agents record the results of the targets
+they called and see their callbacks. See docs/outbound.md.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, ValidationError
+
+from hub.auth import Principal, require_roles
+from hub.context import AppContext, get_ctx
+from hub.db import Doc, update_then_read
+from hub.ids import utcnow
+from routing.campaigns import (
+    DISPOSITION_CLASSES,
+    CampaignError,
+    create_campaign,
+    dispositions,
+    get_campaign,
+    progress,
+    public_campaign,
+    transition,
+    update_campaign,
+)
+
+router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
+MANAGER = require_roles("supervisor", "admin")
+AGENT = require_roles("agent", "supervisor", "admin")
+
+
+def _invalid(exc: ValidationError) -> HTTPException:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+        for e in exc.errors(include_url=False)[:5]
+    )
+    return HTTPException(422, problems)
+
+
+async def _campaign(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:
+    found = await get_campaign(ctx, principal.tenant_id, campaign_id)
+    if found is None:
+        raise HTTPException(404, "no such campaign")
+    return found
+
+
+@router.get("")
+async def list_campaigns(
+    principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    cursor = ctx.db.campaigns.find({"tenant_id": principal.tenant_id}).sort(
+        [("priority", -1), ("created_at", -1)]
+    )
+    return [public_campaign(doc) async for doc in cursor.limit(500)]
+
+
+@router.post("", status_code=201)
+async def new_campaign(
+    body: dict[str, Any] = Body(...), principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    try:
+        doc = await create_campaign(ctx, principal.tenant_id, body, principal.user_id)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    return public_campaign(doc)
+
+
+@router.get("/dispositions")
+async def result_codes(
+    principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, str]]:
+    return await dispositions(ctx, principal.tenant_id)
+
+
+class DispositionCode(BaseModel):
+    code: str = Field(min_length=1, max_length=40, pattern=r"^[a-z0-9_]+$")
+    label: str = Field(min_length=1, max_length=80)
+    class_: str = Field(alias="class")
+
+
+@router.put("/dispositions")
+async def set_result_codes(
+    body: list[DispositionCode], principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, str]]:
+    """The tenant's own codes, each mapped to one of the five classes."""
+    for code in body:
+        if code.class_ not in DISPOSITION_CLASSES:
+            raise HTTPException(422, f"{code.code}: class must be one of {', '.join(DISPOSITION_CLASSES)}")
+    custom = [{"code": c.code, "label": c.label, "class": c.class_} for c in body]
+    await ctx.db.tenants.update_one({"_id": principal.tenant_id}, {"$set": {"outbound_dispositions": custom}})
+    return await dispositions(ctx, principal.tenant_id)
+
+
+@router.get("/{campaign_id}")
+async def campaign(
+    campaign_id: str, principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    doc = await _campaign(ctx, principal, campaign_id)
+    return {**public_campaign(doc), "progress": await progress(ctx, campaign_id)}
+
+
+@router.put("/{campaign_id}")
+async def edit_campaign(
+    campaign_id: str,
+    body: dict[str, Any] = Body(...),
+    principal: Principal = MANAGER,
+    ctx: AppContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    await _campaign(ctx, principal, campaign_id)
+    try:
+        doc = await update_campaign(ctx, principal.tenant_id, campaign_id, body)
+    except ValidationError as exc:
+        raise _invalid(exc) from exc
+    except CampaignError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    return public_campaign(doc)
+
+
+def _control(action: str) -> Any:
+    async def endpoint(
+        campaign_id: str, principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+    ) -> dict[str, Any]:
+        await _campaign(ctx, principal, campaign_id)
+        try:
+            doc = await transition(ctx, principal.tenant_id, campaign_id, action, principal.user_id)
+        except CampaignError as exc:
+            raise HTTPException(409, str(exc)) from exc
+        return public_campaign(doc)
+
+    endpoint.__name__ = f"{action}_campaign"
+    endpoint.__doc__ = f"{action.capitalize()} the campaign (409 when its state does not allow it)."
+    return endpoint
+
+
+for _action in ("start", "pause", "resume", "stop"):
+    router.add_api_route(f"/{{campaign_id}}/{_action}", _control(_action), methods=["POST"])
+
+
+@router.get("/{campaign_id}/progress")
+async def live_progress(
+    campaign_id: str, principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    doc = await _campaign(ctx, principal, campaign_id)
+    return {"state": doc["state"], **await progress(ctx, campaign_id)}
+
+
+class ResultRequest(BaseModel):
+    disposition: str = Field(min_length=1, max_length=40)
+    note: str = Field(default="", max_length=2000)
+    callback_at: datetime | None = None
+
+
+@router.post("/{campaign_id}/targets/{target_id}/result")
+async def record_result(
+    campaign_id: str,
+    target_id: str,
+    body: ResultRequest,
+    principal: Principal = AGENT,
+    ctx: AppContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    """The agent's result for a target; a callback is booked to the same agent."""
+    await _campaign_for_agent(ctx, principal, campaign_id)
+    codes = {d["code"]: d for d in await dispositions(ctx, principal.tenant_id)}
+    if body.disposition not in codes:
+        raise HTTPException(422, f"unknown disposition {body.disposition!r}")
+    now = utcnow()
+    changes: Doc = {
+        "disposition": body.disposition,
+        "disposition_class": codes[body.disposition]["class"],
+        "result_note": body.note.strip(),
+        "result_by": principal.user_id,
+        "result_at": now,
+    }
+    if body.callback_at is not None:
+        when = body.callback_at if body.callback_at.tzinfo else body.callback_at.replace(tzinfo=now.tzinfo)
+        if when <= now:
+            raise HTTPException(422, "a callback must be in the future")
+        changes.update(
+            status="pending", callback_at=when, next_attempt_at=when, assigned_agent_id=principal.user_id
+        )
+    else:
+        changes["status"] = "done"
+    query: Doc = {"_id": target_id, "campaign_id": campaign_id, "tenant_id": principal.tenant_id}
+    if not principal.has_any("supervisor", "admin"):
+        query["$or"] = [{"assigned_agent_id": principal.user_id}, {"last_agent_id": principal.user_id}]
+    updated = await update_then_read(ctx.db.campaign_targets, query, {"$set": changes})
+    if updated is None:
+        raise HTTPException(404, "no such target of yours in this campaign")
+    return {"id": updated["_id"], "status": updated["status"], "disposition": updated["disposition"]}
+
+
+async def _campaign_for_agent(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:
+    found = await get_campaign(ctx, principal.tenant_id, campaign_id)
+    if found is None:
+        raise HTTPException(404, "no such campaign")
+    return found
+
+
+@router.get("/{campaign_id}/results.xlsx")
+async def export_results(
+    campaign_id: str, principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
+) -> Response:
+    """Every target with its attempts and result, one row each (openpyxl, write-only)."""
+    from openpyxl import Workbook
+
+    doc = await _campaign(ctx, principal, campaign_id)
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Results")
+    sheet.append(
+        [
+            "Number",
+            "Name",
+            "Status",
+            "Attempts",
+            "Last outcome",
+            "Disposition",
+            "Class",
+            "Agent",
+            "Note",
+            "Result at",
+        ]
+    )
+    cursor = ctx.db.campaign_targets.find({"campaign_id": campaign_id, "tenant_id": principal.tenant_id})
+    async for target in cursor.sort("_id", 1):
+        result_at = target.get("result_at")
+        sheet.append(
+            [
+                target.get("number"),
+                target.get("name"),
+                target.get("status"),
+                target.get("attempts", 0),
+                target.get("last_outcome"),
+                target.get("disposition"),
+                target.get("disposition_class"),
+                target.get("result_by") or target.get("assigned_agent_id"),
+                target.get("result_note"),
+                result_at.replace(tzinfo=None) if isinstance(result_at, datetime) else None,
+            ]
+        )
+    summary = book.create_sheet("Summary")
+    figures = await progress(ctx, campaign_id)
+    summary.append(["Campaign", doc["name"]])
+    summary.append(["State", doc["state"]])
+    summary.append(["Targets", figures["targets"]])
+    summary.append(["Attempts", figures["attempts"]])
+    summary.append(["Abandon rate", figures["abandon_rate"]])
+    for klass in DISPOSITION_CLASSES:
+        summary.append([klass, figures["by_class"].get(klass, 0)])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    name = f"campaign-{campaign_id[:8]}-results.xlsx"
+    return Response(
+        buffer.getvalue(),
+        media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "private, no-store",
+        },
+    )
