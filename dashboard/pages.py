@@ -85,6 +85,11 @@ async def wallboard_page(request: Request, ctx: AppContext = Depends(get_ctx)) -
     return await _supervisor_page(request, ctx, "wallboard.html")
 
 
+@router.get("/campaigns")
+async def campaigns_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    return await _supervisor_page(request, ctx, "campaigns.html")
+
+
 @router.get("/routing")
 async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     return await _supervisor_page(request, ctx, "routing.html")
