@@ -88,7 +88,7 @@ class Schedule(BaseModel):
         default_factory=lambda: {day: [DEFAULT_WINDOW] for day in WEEKDAYS}
     )
     holidays: list[str] = Field(default_factory=list, max_length=366)
-    fallback_timezone: str = "UTC"
+    timezone_fallback: str = "UTC"  # a number whose region has no single time zone
     starts_at: datetime | None = None
     ends_at: datetime | None = None
 
