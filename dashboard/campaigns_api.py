@@ -21,6 +21,7 @@ from hub.db import Doc, update_then_read
 from hub.ids import utcnow
 from routing.campaigns import (
     DISPOSITION_CLASSES,
+    Campaign,
     CampaignError,
     create_campaign,
     dispositions,
@@ -30,6 +31,7 @@ from routing.campaigns import (
     transition,
     update_campaign,
 )
+from routing.compliance import CallingRules, may_dial
 
 router = APIRouter(prefix="/api/campaigns", tags=["campaigns"])
 MANAGER = require_roles("supervisor", "admin")
@@ -194,6 +196,141 @@ async def record_result(
     if updated is None:
         raise HTTPException(404, "no such target of yours in this campaign")
     return {"id": updated["_id"], "status": updated["status"], "disposition": updated["disposition"]}
+
+
+@router.get("/{campaign_id}/next")
+async def next_record(
+    campaign_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    """Preview: the agent's next record (their due callbacks first, then their own or
+    unassigned targets), held for them, with what the rules say about dialling it now."""
+    doc = await _campaign_for_agent(ctx, principal, campaign_id)
+    if doc["type"] != "preview" or doc["state"] != "running":
+        raise HTTPException(409, "only a running preview campaign hands out records")
+    now = utcnow()
+    held = await ctx.db.campaign_targets.find_one(
+        {"campaign_id": campaign_id, "status": "previewing", "assigned_agent_id": principal.user_id}
+    )
+    if held is None:
+        due: Doc = {"$or": [{"next_attempt_at": None}, {"next_attempt_at": {"$lte": now}}]}
+        for query in (
+            {
+                "status": "pending",
+                "assigned_agent_id": principal.user_id,
+                "callback_at": {"$ne": None, "$lte": now},
+            },
+            {"status": "pending", "assigned_agent_id": principal.user_id, "callback_at": None, **due},
+            {"status": "pending", "assigned_agent_id": None, "callback_at": None, **due},
+        ):
+            candidate = await ctx.db.campaign_targets.find_one(
+                {"campaign_id": campaign_id, **query}, sort=[("_id", 1)]
+            )
+            if candidate is None:
+                continue
+            held = await update_then_read(
+                ctx.db.campaign_targets,
+                {"_id": candidate["_id"], "status": "pending"},
+                {
+                    "$set": {
+                        "status": "previewing",
+                        "assigned_agent_id": principal.user_id,
+                        "previewing_since": now,
+                    }
+                },
+            )
+            if held is not None:
+                break
+    if held is None:
+        return {"target": None}
+    decision = await may_dial(ctx, principal.tenant_id, CallingRules.of_campaign(doc), held["number"], now)
+    return {
+        "target": public_target(held),
+        "may_dial": decision.allowed,
+        "reason": decision.reason,
+        "needs_confirmation": decision.needs_confirmation,
+        "retry_at": decision.retry_at.isoformat() if decision.retry_at else None,
+    }
+
+
+def public_target(target: Doc) -> dict[str, Any]:
+    keep = (
+        "number",
+        "name",
+        "fields",
+        "status",
+        "attempts",
+        "last_outcome",
+        "callback_at",
+        "assigned_agent_id",
+    )
+    view: dict[str, Any] = {key: target.get(key) for key in keep}
+    view["id"] = target["_id"]
+    callback_at = target.get("callback_at")
+    if isinstance(callback_at, datetime):
+        view["callback_at"] = callback_at.isoformat()
+    return view
+
+
+class DialRequest(BaseModel):
+    confirm: bool = Field(default=False, description="the agent confirms a grey-listed number")
+
+
+@router.post("/{campaign_id}/targets/{target_id}/dial")
+async def dial_record(
+    campaign_id: str,
+    target_id: str,
+    body: DialRequest,
+    principal: Principal = AGENT,
+    ctx: AppContext = Depends(get_ctx),
+) -> dict[str, Any]:
+    """Preview: the agent dials the record they hold; the rules are checked again now."""
+    doc = await _campaign_for_agent(ctx, principal, campaign_id)
+    target = await ctx.db.campaign_targets.find_one(
+        {
+            "_id": target_id,
+            "campaign_id": campaign_id,
+            "status": "previewing",
+            "assigned_agent_id": principal.user_id,
+        }
+    )
+    if target is None:
+        raise HTTPException(404, "you hold no such record")
+    now = utcnow()
+    decision = await may_dial(
+        ctx, principal.tenant_id, CallingRules.of_campaign(doc), target["number"], now, confirmed=body.confirm
+    )
+    if not decision.allowed:
+        raise HTTPException(409, f"this number may not be dialled now: {decision.reason}")
+    dialer = ctx.extra.get("dialer")
+    if dialer is None:
+        raise HTTPException(503, "the dialer is not running on this hub")
+    if not await dialer.dial(Campaign.from_doc(doc), target, now, agent_id=principal.user_id):
+        raise HTTPException(409, "this record is being dialled already")
+    attempt = await ctx.db.dial_attempts.find_one({"target_id": target_id}, sort=[("placed_at", -1)]) or {}
+    return {
+        "attempt_id": attempt.get("_id"),
+        "outcome": attempt.get("outcome"),
+        "call_sid": attempt.get("call_sid"),
+    }
+
+
+@router.post("/{campaign_id}/targets/{target_id}/release")
+async def release_record(
+    campaign_id: str, target_id: str, principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, str]:
+    """Preview: hand a held record back without dialling it."""
+    released = await ctx.db.campaign_targets.update_one(
+        {
+            "_id": target_id,
+            "campaign_id": campaign_id,
+            "status": "previewing",
+            "assigned_agent_id": principal.user_id,
+        },
+        {"$set": {"status": "pending", "assigned_agent_id": None}},
+    )
+    if released.matched_count == 0:
+        raise HTTPException(404, "you hold no such record")
+    return {"status": "pending"}
 
 
 async def _campaign_for_agent(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:

@@ -25,6 +25,7 @@ from hub.auth import Principal, require_roles
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import iso, new_id, utcnow
+from routing.approvals import prompt_approval
 
 router = APIRouter(prefix="/api/ivr")
 IVR_ADMIN = require_roles("admin", "supervisor")
@@ -59,6 +60,7 @@ def public_prompt(file: Doc) -> dict[str, Any]:
         "channels": meta.get("channels"),
         "duration_s": meta.get("duration_s"),
         "uploaded_at": iso(file.get("uploadDate")),
+        "approval": prompt_approval(file),  # for outbound use (routing.approvals)
     }
 
 

@@ -90,6 +90,18 @@ async def campaigns_page(request: Request, ctx: AppContext = Depends(get_ctx)) -
     return await _supervisor_page(request, ctx, "campaigns.html")
 
 
+@router.get("/lists")
+async def lists_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Contact lists of a campaign (?campaign=ID): import, progress, report, assignment."""
+    return await _supervisor_page(request, ctx, "lists.html")
+
+
+@router.get("/questionnaires")
+async def questionnaires_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """The questionnaire designer: questions, options, branching, previews and statistics."""
+    return await _supervisor_page(request, ctx, "questionnaires.html")
+
+
 @router.get("/routing")
 async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     return await _supervisor_page(request, ctx, "routing.html")

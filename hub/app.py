@@ -18,6 +18,7 @@ from bot import actions
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
 from channels.twilio import media as twilio_media
+from channels.twilio import outbound as twilio_outbound
 from channels.twilio import voice as twilio_voice
 from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
@@ -25,12 +26,17 @@ from channels.webrtc import call as webrtc_call
 from channels.webrtc import softphone as webrtc_softphone
 from dashboard import announcements_api as dashboard_announcements
 from dashboard import api as dashboard_api
+from dashboard import approvals_api as dashboard_approvals
 from dashboard import calls_api as dashboard_calls
 from dashboard import campaigns_api as dashboard_campaigns
+from dashboard import dnc_api as dashboard_dnc
 from dashboard import ivr_api as dashboard_ivr
+from dashboard import lists_api as dashboard_lists
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
 from dashboard import quality_api as dashboard_quality
+from dashboard import questionnaire_form as dashboard_questionnaire_form
+from dashboard import questionnaires_api as dashboard_questionnaires
 from dashboard import recordings_api as dashboard_recordings
 from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
@@ -44,6 +50,7 @@ from media.models import ModelsConfig
 from media.readiness import dtmf_only_numbers, speech_status
 from media.retention import retention_loop
 from routing.assignment import Router
+from routing.dialer import Dialer
 
 log = logging.getLogger(__name__)
 Starter = Callable[[AppContext], Coroutine[Any, Any, None]]
@@ -85,6 +92,14 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             asyncio.create_task(ctx.router.run(), name="router"),
             asyncio.create_task(retention_loop(ctx), name="recording-retention"),
         ]
+        dialer = Dialer(
+            ctx,
+            place=twilio_outbound.place_call,
+            hang_up=lambda call_sid: twilio_outbound.hang_up(ctx, call_sid),
+        )
+        dialer.install()
+        ctx.extra["dialer"] = dialer
+        tasks.append(asyncio.create_task(dialer.run(), name="dialer"))
         tasks += [
             asyncio.create_task(start(ctx), name=getattr(start, "__name__", "starter"))
             for start in starters or []
@@ -104,6 +119,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
                 with contextlib.suppress(Exception):
                     await desk.close()
             await ctx.rasa.close()
+            await twilio_outbound.close_rest_client(ctx)
             await db.close()
             if embedded is not None:
                 await embedded.stop()
@@ -149,10 +165,16 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_wallboard,
         twilio_voice,
         twilio_media,
+        twilio_outbound,
         webrtc_call,
         webrtc_softphone,
         dashboard_calls,
         dashboard_campaigns,
+        dashboard_lists,
+        dashboard_dnc,
+        dashboard_approvals,
+        dashboard_questionnaires,
+        dashboard_questionnaire_form,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

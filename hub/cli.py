@@ -162,6 +162,12 @@ def models_command(argv: list[str]) -> int:
     return models_cli(["--dir", str(settings.models_dir), *argv])
 
 
+def campaign_import(args: argparse.Namespace) -> None:
+    from routing.lists_cli import run_import
+
+    sys.exit(run_admin(lambda ctx: run_import(ctx, args)))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hub", description="Contact hub")
     sub = p.add_subparsers(dest="command", required=True)
@@ -196,6 +202,14 @@ def parser() -> argparse.ArgumentParser:
     rasa.add_parser("train", help="train the model if its training data changed").set_defaults(
         func=rasa_train
     )
+    campaign = sub.add_parser("campaign", help="outbound campaigns").add_subparsers(
+        dest="campaign_command", required=True
+    )
+    ci = campaign.add_parser("import", help="import a contact list (.txt, .csv, .xlsx) into a campaign")
+    from routing.lists_cli import add_arguments as import_arguments
+
+    import_arguments(ci)
+    ci.set_defaults(func=campaign_import)
     return p
 
 

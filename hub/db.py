@@ -53,6 +53,28 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("recordings", [("tenant_id", ASCENDING), ("agent_ids", ASCENDING)], {}),
     ("recordings", [("contact_id", ASCENDING)], {}),
     ("recording_access", [("tenant_id", ASCENDING), ("recording_id", ASCENDING), ("at", DESCENDING)], {}),
+    # compliance: one entry per number per list; opt-outs skip targets across campaigns;
+    # the frequency cap reads the last answered call per number
+    ("dnc_entries", [("tenant_id", ASCENDING), ("number", ASCENDING), ("list", ASCENDING)], {"unique": True}),
+    ("dnc_entries", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
+    ("campaign_targets", [("tenant_id", ASCENDING), ("number", ASCENDING), ("status", ASCENDING)], {}),
+    ("dial_attempts", [("tenant_id", ASCENDING), ("number", ASCENDING), ("answered_at", DESCENDING)], {}),
+    ("caller_ids", [("tenant_id", ASCENDING), ("number", ASCENDING)], {"unique": True}),
+    # outbound lists: one target per number per campaign; assignment and list order; import jobs
+    ("campaign_targets", [("campaign_id", ASCENDING), ("number", ASCENDING)], {"unique": True}),
+    (
+        "campaign_targets",
+        [("campaign_id", ASCENDING), ("status", ASCENDING), ("assigned_agent_id", ASCENDING)],
+        {},
+    ),
+    ("list_imports", [("tenant_id", ASCENDING), ("campaign_id", ASCENDING), ("created_at", DESCENDING)], {}),
+    # questionnaires: a family's versions; answers per questionnaire for statistics
+    ("questionnaires", [("tenant_id", ASCENDING), ("family_id", ASCENDING), ("version", DESCENDING)], {}),
+    (
+        "questionnaire_answers",
+        [("tenant_id", ASCENDING), ("questionnaire_id", ASCENDING), ("updated_at", DESCENDING)],
+        {},
+    ),
 ]
 
 

@@ -55,6 +55,8 @@ class Settings:
     bot_retry_s: float = 5.0
     secure_cookies: bool = False
     twilio_auth_token: str | None = field(default=None, repr=False)
+    twilio_account_sid: str | None = None
+    twilio_api_base: str | None = None  # tests point the REST client at a local double
     models_dir: Path = Path("var/models")
     asr_model: str | None = "vosk-model-small-en-us-0.15"
     tts_voice: str = "en_US-joe-medium"
@@ -92,6 +94,8 @@ class Settings:
             bot_retry_s=float(e.get("HUB_BOT_RETRY_S", "5")),
             secure_cookies=_flag(e.get("HUB_SECURE_COOKIES"), default=False),
             twilio_auth_token=e.get("TWILIO_AUTH_TOKEN") or None,
+            twilio_account_sid=e.get("TWILIO_ACCOUNT_SID") or None,
+            twilio_api_base=(e.get("TWILIO_API_BASE") or "").rstrip("/") or None,
             models_dir=Path(e.get("HUB_MODELS_DIR") or var_dir / "models").resolve(),
             # the default speech models; a tenant or a number's flow may choose others
             asr_model=e.get("HUB_ASR_MODEL", "vosk-model-small-en-us-0.15") or None,

@@ -85,6 +85,8 @@ BOT_DOWN_TEXT = "Sorry, our assistant is unavailable right now. Let me put you t
 QUEUE_TICK_S = 30.0
 CHUNK_MS = 20
 TRANSFER_TEXT = "Please hold while I transfer your call."
+OPT_OUT_KEY = "9"  # robot and broadcast campaigns: this key stops all calls to the number
+OPT_OUT_TEXT = "You will not be called again. Goodbye."
 PROMPT_WAIT_MAX_S = 20.0
 BRIDGE_AHEAD_S = 0.1  # what the caller's transport may hold of the bridge's audio
 
@@ -157,6 +159,7 @@ class CallBrain(FrameProcessor):
         self._after_recording: list[Action] = []
         self._recording_task: asyncio.Task[None] | None = None
         self._speaking_prompt = False
+        self._campaign_key: tuple[str, str | None, str | None] | None = None  # outbound opt-out
         self._ended = False
         self._quiet = asyncio.Event()  # set while no prompt or music is playing out
         self._quiet.set()
@@ -200,10 +203,42 @@ class CallBrain(FrameProcessor):
     # -- events -------------------------------------------------------------------------------
     async def _on_dtmf(self, digit: str) -> None:
         await self._store("visitor", f"[key {digit}]")
+        if digit and digit == await self._opt_out_key():
+            await self._opt_out()
+            return
         if self._recording is not None and digit in "#*":
             await self._finish_voicemail()
             return
         await self._run(self.session.on_dtmf(digit))
+
+    async def _opt_out_key(self) -> str | None:
+        """The key that stops a campaign's robot or broadcast calls to this number, if any."""
+        if self._campaign_key is None:
+            contact = await get_contact(self.ctx, self.contact_id) or {}
+            campaign = None
+            if contact.get("direction") == "outbound" and contact.get("campaign_id"):
+                campaign = await self.ctx.db.campaigns.find_one(
+                    {"_id": contact["campaign_id"]}, {"type": 1, "opt_out_key": 1}
+                )
+            key = ""
+            if campaign is not None and campaign.get("type") in ("robot", "broadcast"):
+                key = str(campaign.get("opt_out_key") or OPT_OUT_KEY)
+            self._campaign_key = (key, contact.get("campaign_id"), contact.get("to_number"))
+        return self._campaign_key[0] or None
+
+    async def _opt_out(self) -> None:
+        """The callee pressed the opt-out key: never called again, from any campaign; now."""
+        from knowledge.dnc import DncError, opt_out
+
+        assert self._campaign_key is not None
+        _, campaign_id, number = self._campaign_key
+        try:
+            await opt_out(self.ctx, self.tenant_id, str(number), "opt_out_key", campaign_id=campaign_id)
+        except DncError as exc:
+            log.warning("call %s: opt-out of %r failed: %s", self.contact_id, number, exc)
+        self.session.state = "ended"
+        await self._say(OPT_OUT_TEXT)
+        await self._run([Hangup()])  # the goodbye is queued ahead of the end
 
     async def _on_speech(self, text: str) -> None:
         await self._store("visitor", text)

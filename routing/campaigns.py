@@ -99,7 +99,7 @@ class Schedule(BaseModel):
             if day not in WEEKDAYS:
                 raise ValueError(f"unknown weekday {day!r} (use {', '.join(WEEKDAYS)})")
             for start, end in spans:
-                if not (_HHMM.match(start) and _HHMM.match(end)) or start >= end:
+                if not (_HHMM.match(start) and (_HHMM.match(end) or end == "24:00")) or start >= end:
                     raise ValueError(
                         f"{day}: a window is HH:MM-HH:MM with the start first, not {start}-{end}"
                     )
@@ -144,6 +144,9 @@ class Campaign(BaseModel):
     max_abandon_rate: float = Field(default=0.03, ge=0.0, le=0.1)
     lines: int = Field(default=10, ge=1, le=500, description="line capacity for robot and broadcast calls")
     default_region: str = Field(default="US", min_length=2, max_length=2)
+    opt_out_key: str = Field(
+        default="9", pattern=r"^[0-9*#]$", description="robot / broadcast: stop calling me"
+    )
 
     @field_validator("caller_id")
     @classmethod

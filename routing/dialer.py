@@ -31,8 +31,9 @@ from typing import Any
 from hub.context import AppContext
 from hub.db import Doc, update_then_read
 from hub.ids import new_id, utcnow
+from knowledge.dnc import active_entries
 from routing.campaigns import AGENT_TYPES, Campaign, next_attempt_after
-from routing.compliance import CallingRules, Decision, may_dial_many
+from routing.compliance import CallingRules, Decision, check, may_dial_many
 from routing.pacing import PacingStats, calls_to_place, policy_for_campaign
 
 log = logging.getLogger(__name__)
@@ -94,9 +95,10 @@ class Dialer:
             last = self._last_placed.get(campaign.id)
             if last is not None and (now - last).total_seconds() < campaign.interval_s:
                 return 0
+        callbacks = await self._callbacks(campaign, now)
         budget = await self._budget(campaign, now)
         if budget <= 0:
-            return 0
+            return callbacks
         if campaign.interval_s > 0:
             budget = 1  # one call per interval
         targets = await self._due(campaign, now, limit=budget * 3 + 10)
@@ -112,17 +114,44 @@ class Dialer:
             self.ctx, campaign.tenant_id, rules, [t["number"] for t in targets], now
         )
         placed = 0
-        for target in targets:
-            if placed >= budget:
-                break
+        for target in targets:  # every fetched target is judged; as many as the budget dialled
             decision = decisions[target["number"]]
             if not decision.allowed:
                 await self._hold_back(target, decision)
                 continue
-            if await self.dial(campaign, target, now):
+            if placed < budget and await self.dial(campaign, target, now):
                 placed += 1
         if placed:
             self._last_placed[campaign.id] = now
+        return placed + callbacks
+
+    async def _callbacks(self, campaign: Campaign, now: datetime) -> int:
+        """Callbacks agents booked: dialled at the agreed time for that same agent, once the
+        agent is free (preview campaigns leave them to the agent's own next-record list)."""
+        if campaign.type not in ("progressive", "predictive"):
+            return 0
+        placed = 0
+        cursor = self.ctx.db.campaign_targets.find(
+            {"campaign_id": campaign.id, "status": "pending", "callback_at": {"$ne": None, "$lte": now}}
+        ).limit(20)
+        async for target in cursor:
+            agent_id = target.get("assigned_agent_id")
+            free = await self.ctx.db.agents.find_one(
+                {"_id": agent_id, "state": "available", "free.voice": {"$gt": 0}}, {"_id": 1}
+            )
+            if free is None:
+                continue
+            # the customer agreed to this call: lists and calling hours hold, the frequency cap not
+            rules = CallingRules.of_campaign(campaign.to_doc())
+            entry = (await active_entries(self.ctx, campaign.tenant_id, [target["number"]], now)).get(
+                target["number"]
+            )
+            decision = check(target["number"], now, rules, entry, None)
+            if decision.allowed and await self.dial(campaign, target, now, agent_id=agent_id):
+                await self.ctx.db.campaign_targets.update_one(
+                    {"_id": target["_id"]}, {"$set": {"callback_at": None}}
+                )
+                placed += 1
         return placed
 
     async def _budget(self, campaign: Campaign, now: datetime) -> int:
@@ -194,7 +223,9 @@ class Dialer:
             "callback_at": None,
         }
         cursor = (
-            self.ctx.db.campaign_targets.find(query).sort([("next_attempt_at", 1), ("_id", 1)]).limit(limit)
+            self.ctx.db.campaign_targets.find(query)
+            .sort([("next_attempt_at", 1), ("line", 1), ("_id", 1)])
+            .limit(limit)
         )
         return [t async for t in cursor]
 
@@ -218,7 +249,7 @@ class Dialer:
         `agent_id`: a preview call the agent places themselves (their slot is already theirs)."""
         claimed = await update_then_read(
             self.ctx.db.campaign_targets,
-            {"_id": target["_id"], "status": {"$in": ["pending", "needs_confirmation"]}},
+            {"_id": target["_id"], "status": {"$in": ["pending", "needs_confirmation", "previewing"]}},
             {"$set": {"status": "dialing", "dialing_since": now}, "$inc": {"attempts": 1}},
         )
         if claimed is None:
@@ -365,21 +396,18 @@ class Dialer:
         deadline = loop.time() + ABANDON_AFTER_S
         router = self.ctx.require_router()
         while loop.time() < deadline:
-            current = await self.ctx.db.contacts.find_one(
-                {"_id": contact["_id"]}, {"status": 1, "agent_id": 1}
-            )
+            current = await self.ctx.db.contacts.find_one({"_id": contact["_id"]})
             if current is None or current["status"] == "closed":
                 return
             if current["status"] == "assigned":
                 await self._connected(attempt, current.get("agent_id"))
                 return
             if current["status"] in ("queued", "offered"):
+                ringing = (current.get("offer") or {}).get("agent_ids") or []
                 for agent_id in await self._candidates(campaign, attempt):
                     with contextlib.suppress(Exception):
-                        assigned = await router.assign_to(
-                            contact["_id"], agent_id, campaign.tenant_id, by="dialer"
-                        )
-                        await self._connected(attempt, assigned.get("agent_id"))
+                        taken = await self._take(router, campaign, contact["_id"], agent_id, ringing)
+                        await self._connected(attempt, taken.get("agent_id"))
                         return
             await asyncio.sleep(AGENT_WAIT_POLL_S)
         log.info(
@@ -395,6 +423,18 @@ class Dialer:
         if attempt.get("call_sid") or contact.get("call_sid"):
             with contextlib.suppress(Exception):
                 await self.hang_up(attempt.get("call_sid") or contact["call_sid"])
+
+    async def _take(
+        self, router: Any, campaign: Campaign, contact_id: str, agent_id: str, ringing: list[str]
+    ) -> Doc:
+        """The agent takes the call: accept the router's offer that already holds the agent's
+        slot (a preview call rings its own agent), else assign it to them directly."""
+        if agent_id in ringing:
+            user = await self.ctx.db.users.find_one({"_id": agent_id}, {"name": 1}) or {}
+            taken: Doc = await router.accept(contact_id, agent_id, user.get("name") or "", campaign.tenant_id)
+            return taken
+        assigned: Doc = await router.assign_to(contact_id, agent_id, campaign.tenant_id, by="dialer")
+        return assigned
 
     async def _candidates(self, campaign: Campaign, attempt: Doc) -> list[str]:
         if attempt.get("agent_id"):

@@ -20,6 +20,7 @@ from hub.rasa_supervisor import RASA_BIN, RASA_PROJECT
 from hub.settings import Settings
 from hub.tenancy import create_tenant, create_user
 from tests.support import TEST_SECRET, HubProcess
+from tests.twilio_double import TwilioDouble
 
 AGENT_PASSWORD = "password123"
 
@@ -79,13 +80,32 @@ def hub(
 
 
 @pytest.fixture(scope="session")
-def hub_nobot(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase) -> Iterator[HubProcess]:
-    """A hub whose Rasa is down (closed port): every chat is handed to agents."""
+def twilio_api() -> Iterator[TwilioDouble]:
+    """A local Twilio REST API double (tests/twilio_double.py) that hub processes call."""
+    double = TwilioDouble()
+    double.start()
+    yield double
+    double.stop()
+
+
+@pytest.fixture
+def twilio_double(twilio_api: TwilioDouble) -> TwilioDouble:
+    """The session's Twilio double, with nothing recorded yet."""
+    twilio_api.reset()
+    return twilio_api
+
+
+@pytest.fixture(scope="session")
+def hub_nobot(
+    tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase, twilio_api: TwilioDouble
+) -> Iterator[HubProcess]:
+    """A hub whose Rasa is down (closed port): every chat is handed to agents. Its Twilio is
+    the `twilio_api` double."""
     process = HubProcess(
         tmp_path_factory.mktemp("hub_nobot"),
         mongo.uri,
         f"http://127.0.0.1:{free_port()}",
-        env={"HUB_DB_NAME": "hub_nobot"},
+        env={"HUB_DB_NAME": "hub_nobot", **twilio_api.env()},
     )
     process.start()
     yield process

@@ -19,8 +19,9 @@ from tests.support import Agent, HubProcess
 CALLER_ID = "+14155550123"
 
 
-def progressive(**overrides: Any) -> dict[str, Any]:
-    return {"name": "Spring renewals", "type": "progressive", "caller_id": CALLER_ID, **overrides}
+def preview(**overrides: Any) -> dict[str, Any]:
+    """A preview campaign: agents dial it themselves, so the hub's dialer leaves it alone here."""
+    return {"name": "Spring renewals", "type": "preview", "caller_id": CALLER_ID, **overrides}
 
 
 async def seed(
@@ -110,8 +111,8 @@ async def test_campaign_life_results_and_export(
 
     bad = await sam.http.post("/api/campaigns", json={"name": "x", "type": "broadcast"})
     assert bad.status_code == 422 and "prompt_id" in bad.json()["detail"]
-    assert (await ann.http.post("/api/campaigns", json=progressive())).status_code == 403
-    created = await sam.http.post("/api/campaigns", json=progressive(priority=5))
+    assert (await ann.http.post("/api/campaigns", json=preview())).status_code == 403
+    created = await sam.http.post("/api/campaigns", json=preview(priority=5))
     assert created.status_code == 201, created.text
     campaign = created.json()
     cid = campaign["id"]

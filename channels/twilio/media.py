@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from fastapi import APIRouter, WebSocket
 from pipecat.runner.utils import parse_telephony_websocket
@@ -57,26 +58,18 @@ async def media_stream(ws: WebSocket) -> None:
         log.warning("media stream %s: unknown call %s", call["stream_id"], call["call_id"])
         await _close(ws, 4404, "unknown call")
         return
+    if contact.get("direction") == "outbound":  # a call the dialer placed: its hook decides the flow
+        from channels.twilio.outbound import run_outbound_stream
+
+        await run_outbound_stream(
+            ctx, ws, contact, str(claims.get("attempt") or ""), lambda: phone_transport(ws, call)
+        )
+        return
     flow = await ctx.db.ivr_flows.find_one({"_id": contact.get("flow_id"), "tenant_id": contact["tenant_id"]})
     if flow is None:
         await _close(ws, 4404, "the number's flow was removed")
         return
-    serializer = TwilioFrameSerializer(
-        stream_sid=call["stream_id"],
-        call_sid=call["call_id"],
-        # auto_hang_up would call Twilio's REST API when the pipeline ends (also after a transfer)
-        params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
-    )
-    transport = FastAPIWebsocketTransport(
-        websocket=ws,
-        params=FastAPIWebsocketParams(
-            audio_in_enabled=True,
-            audio_out_enabled=True,
-            add_wav_header=False,
-            serializer=serializer,
-            allowed_origins=[],  # Twilio sends no Origin header
-        ),
-    )
+    transport = phone_transport(ws, call)
     from bot.ivr import FlowError, validate_flow
     from media.call import run_call  # the speech stack loads only when a call arrives
 
@@ -93,6 +86,26 @@ async def media_stream(ws: WebSocket) -> None:
     log.info("call %s: stream %s started", contact["_id"], call["stream_id"])
     await run_call(ctx, transport, contact, flow, sample_rate=PHONE_RATE)
     log.info("call %s: stream ended", contact["_id"])
+
+
+def phone_transport(ws: WebSocket, call: dict[str, Any]) -> FastAPIWebsocketTransport:
+    """The pipecat transport for a Twilio stream whose handshake was read already."""
+    serializer = TwilioFrameSerializer(
+        stream_sid=call["stream_id"],
+        call_sid=call["call_id"],
+        # auto_hang_up would call Twilio's REST API when the pipeline ends (also after a transfer)
+        params=TwilioFrameSerializer.InputParams(auto_hang_up=False),
+    )
+    return FastAPIWebsocketTransport(
+        websocket=ws,
+        params=FastAPIWebsocketParams(
+            audio_in_enabled=True,
+            audio_out_enabled=True,
+            add_wav_header=False,
+            serializer=serializer,
+            allowed_origins=[],  # Twilio sends no Origin header
+        ),
+    )
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:

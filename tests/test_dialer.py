@@ -1,0 +1,330 @@
+"""The dialer in a real hub, through the real `twilio` client and the local Twilio double:
+pacing by free agents, dial-time compliance, answered calls put through to an agent within
+2 s (or abandoned and hung up), retries per outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from hub.embedded_db import EmbeddedDatabase
+from hub.ids import new_id
+from tests.conftest import context_for
+from tests.support import Agent, HubProcess
+from tests.test_voice_twilio import wait_for
+from tests.twilio_double import TwilioDouble
+from tests.voice_support import TwilioCaller
+
+CALLER_ID = "+14155550199"
+ALL_DAY = {day: [["00:00", "24:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+async def campaign_with_targets(
+    hub: HubProcess, mongo: EmbeddedDatabase, sam: Agent, tenant_id: str, numbers: list[str], **settings: Any
+) -> str:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    try:
+        await ctx.db.caller_ids.update_one(
+            {"tenant_id": tenant_id, "number": CALLER_ID},
+            {"$set": {"status": "approved"}, "$setOnInsert": {"_id": new_id()}},
+            upsert=True,
+        )
+        body = {
+            "name": "Renewals",
+            "type": "progressive",
+            "caller_id": CALLER_ID,
+            "schedule": {"windows": ALL_DAY},
+            **settings,
+        }
+        created = await sam.http.post("/api/campaigns", json=body)
+        assert created.status_code == 201, created.text
+        campaign_id = str(created.json()["id"])
+        for index, number in enumerate(numbers):
+            await ctx.db.campaign_targets.insert_one(
+                {
+                    "_id": f"{campaign_id}-{index}",
+                    "tenant_id": tenant_id,
+                    "campaign_id": campaign_id,
+                    "number": number,
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": None,
+                    "callback_at": None,
+                }
+            )
+    finally:
+        await ctx.db.close()
+    return campaign_id
+
+
+async def target(mongo: EmbeddedDatabase, hub: HubProcess, target_id: str) -> dict[str, Any]:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    try:
+        found = await ctx.db.campaign_targets.find_one({"_id": target_id})
+        assert found is not None
+        return found
+    finally:
+        await ctx.db.close()
+
+
+async def attempts(mongo: EmbeddedDatabase, hub: HubProcess, campaign_id: str) -> list[dict[str, Any]]:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    try:
+        return [a async for a in ctx.db.dial_attempts.find({"campaign_id": campaign_id}).sort("placed_at", 1)]
+    finally:
+        await ctx.db.close()
+
+
+async def test_progressive_campaign_dials_within_the_rules_and_puts_callees_through(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
+    )
+    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await sam.login()
+    await ann.login()
+    ann_id = t["users"]["ann"]["_id"]
+    good, blocked, busy = "+14155550101", "+14155550102", "+14155550103"
+    cid = await campaign_with_targets(
+        hub_nobot,
+        mongo,
+        sam,
+        t["tenant"]["_id"],
+        [good, blocked, busy],
+        agent_ids=[ann_id],
+        retries={"busy": {"max": 1, "wait_s": 600}},
+    )
+    listed = await sam.http.post(
+        "/api/dnc", json={"number": blocked, "list": "black", "reason": "asked not to be called"}
+    )
+    assert listed.status_code in (200, 201), listed.text
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+
+    # no agent free: progressive pacing places nothing
+    assert not [c for c in twilio_double.creates() if c.get("From") == CALLER_ID]
+    await ann.available()
+    await twilio_double.wait_for(lambda: [c for c in twilio_double.creates() if c.get("From") == CALLER_ID])
+    placed = [c for c in twilio_double.creates() if c.get("From") == CALLER_ID]
+    assert len(placed) == 1 and placed[0].get("To") in (good, busy)  # one call for one free agent
+    assert placed[0].get("Timeout") == "30" and placed[0].get("Record") in ("true", "True")
+    first = placed[0]
+    sid = str((await attempts(mongo, hub_nobot, cid))[0]["call_sid"])
+
+    # the callee answers: put through to ann at once (no ringing her desk for it)
+    await twilio_double.ring(sid)
+    twiml = await twilio_double.answer(sid)
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
+    await callee.connect()
+
+    async def put_through() -> dict[str, Any] | None:
+        found = await attempts(mongo, hub_nobot, cid)
+        return found[0] if found and found[0].get("agent_id") == ann_id else None
+
+    attempt = await wait_for(put_through, timeout=10)
+    assert attempt["outcome"] == "answered"
+    await twilio_double.complete(sid, 42)
+
+    async def finished() -> dict[str, Any] | None:
+        found = await target(mongo, hub_nobot, attempt["target_id"])
+        return found if found["status"] == "done" else None
+
+    done = await wait_for(finished, timeout=10)
+    assert done["last_outcome"] == "answered" and done["last_agent_id"] == ann_id
+    await callee.hang_up()
+    # the black-listed number is never dialled: skipped with the reason
+    skipped = await target(mongo, hub_nobot, f"{cid}-1")
+    assert skipped["status"] == "skipped" and skipped["last_block"] == "black_list"
+    assert all(c.get("To") != blocked for c in twilio_double.creates())
+    assert first.get("To") != blocked
+    await sam.http.post(f"/api/campaigns/{cid}/stop")
+    await sam.close()
+    await ann.close()
+
+
+async def test_busy_is_retried_later_and_an_answer_without_an_agent_is_abandoned(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
+    )
+    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await sam.login()
+    await ann.login()
+    numbers = ["+14155550111", "+14155550112"]
+    cid = await campaign_with_targets(
+        hub_nobot,
+        mongo,
+        sam,
+        t["tenant"]["_id"],
+        numbers,
+        agent_ids=[t["users"]["ann"]["_id"]],
+        retries={"busy": {"max": 1, "wait_s": 900}},
+    )
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    await ann.available()
+
+    async def placed(n: int) -> list[dict[str, Any]] | None:
+        found = [a for a in await attempts(mongo, hub_nobot, cid) if a.get("call_sid")]
+        return found if len(found) >= n else None
+
+    first = (await wait_for(lambda: placed(1), timeout=15))[0]
+    await twilio_double.ring(first["call_sid"])
+    await twilio_double.busy(first["call_sid"])
+
+    async def rescheduled() -> dict[str, Any] | None:
+        found = await target(mongo, hub_nobot, first["target_id"])
+        return found if found["status"] == "pending" and found.get("next_attempt_at") else None
+
+    retry = await wait_for(rescheduled, timeout=10)
+    wait = retry["next_attempt_at"].replace(tzinfo=UTC) - datetime.now(UTC)
+    assert timedelta(seconds=800) < wait <= timedelta(seconds=900) and retry["last_outcome"] == "busy"
+
+    # ann becomes busy elsewhere; the next number answers and nobody takes it within 2 s
+    second = (await wait_for(lambda: placed(2), timeout=15))[1]
+    await ann.http.post("/api/agent/presence", json={"state": "not_ready", "reason": "break"})
+    twiml = await twilio_double.answer(second["call_sid"])
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), second["call_sid"])
+    await callee.connect()
+
+    async def abandoned() -> dict[str, Any] | None:
+        found = next(a for a in await attempts(mongo, hub_nobot, cid) if a["_id"] == second["_id"])
+        return found if found["outcome"] == "abandoned" else None
+
+    await wait_for(abandoned, timeout=10)
+    hung_up = await twilio_double.wait_for(lambda: twilio_double.updates(second["call_sid"]), timeout=10)
+    assert hung_up[0].get("Status") == "completed"
+    figures = (await sam.http.get(f"/api/campaigns/{cid}/progress")).json()
+    assert figures["outcomes"].get("abandoned") == 1 and figures["outcomes"].get("busy") == 1
+    await callee.hang_up()
+    await sam.http.post(f"/api/campaigns/{cid}/stop")
+    await sam.close()
+    await ann.close()
+
+
+async def test_preview_agent_sees_the_record_confirms_a_grey_number_and_is_put_through(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
+    )
+    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await sam.login()
+    await ann.login()
+    grey = "+14155550121"
+    cid = await campaign_with_targets(hub_nobot, mongo, sam, t["tenant"]["_id"], [grey], type="preview")
+    listed = await sam.http.post(
+        "/api/dnc", json={"number": grey, "list": "grey", "reason": "complained once"}
+    )
+    assert listed.status_code in (200, 201), listed.text
+    assert (await ann.http.get(f"/api/campaigns/{cid}/next")).status_code == 409  # not running yet
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    await ann.available()
+    record = (await ann.http.get(f"/api/campaigns/{cid}/next")).json()
+    assert record["target"]["number"] == grey and record["needs_confirmation"] and not record["may_dial"]
+    assert (await sam.http.get(f"/api/campaigns/{cid}/next")).json()["target"] is None  # held for ann
+    refused = await ann.http.post(f"/api/campaigns/{cid}/targets/{record['target']['id']}/dial", json={})
+    assert refused.status_code == 409 and "grey_list" in refused.json()["detail"]
+    dialled = await ann.http.post(
+        f"/api/campaigns/{cid}/targets/{record['target']['id']}/dial", json={"confirm": True}
+    )
+    assert dialled.status_code == 200, dialled.text
+    sid = dialled.json()["call_sid"]
+    assert sid and twilio_double.call(sid).get("To") == grey
+    twiml = await twilio_double.answer(sid)
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
+    await callee.connect()
+
+    async def with_ann() -> dict[str, Any] | None:
+        ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+        try:
+            return await ctx.db.contacts.find_one(
+                {"call_sid": sid, "status": "assigned", "agent_id": t["users"]["ann"]["_id"]}
+            )
+        finally:
+            await ctx.db.close()
+
+    try:
+        await wait_for(with_ann, timeout=10)
+    except TimeoutError:
+        ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+        found = await ctx.db.contacts.find_one({"call_sid": sid})
+        tries = [a async for a in ctx.db.dial_attempts.find({"call_sid": sid})]
+        await ctx.db.close()
+        raise AssertionError(f"contact {found} attempts {tries}") from None
+    await callee.hang_up()
+    await sam.http.post(f"/api/campaigns/{cid}/stop")
+    await sam.close()
+    await ann.close()
+
+
+async def test_a_robot_call_opt_out_key_stops_every_campaign_at_once(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"sam": ["general"]}, roles={"sam": ["supervisor"]})
+    sam = Agent(hub_nobot.url, t["slug"], "sam@t.test")
+    await sam.login()
+    tenant_id = t["tenant"]["_id"]
+    number = "+14155550131"
+    flow_id = f"robot-{tenant_id}"
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+        await ctx.db.ivr_flows.insert_one(
+            {
+                "_id": flow_id,
+                "tenant_id": tenant_id,
+                "number": f"+1415555{tenant_id[:4].encode().hex()[:4]}",
+                "name": "reminder",
+                "start": "remind",
+                "nodes": {
+                    "remind": {
+                        "type": "menu",
+                        "prompt": "Your bill is due. Press one to hear it again, nine to stop these calls.",
+                        "timeout_s": 20,
+                        "retries": 2,
+                        "options": [{"key": "1", "next": "remind"}],
+                    }
+                },
+            }
+        )
+    finally:
+        await ctx.db.close()
+    robot = await campaign_with_targets(
+        hub_nobot, mongo, sam, tenant_id, [number], type="robot", flow_id=flow_id
+    )
+    other = await campaign_with_targets(hub_nobot, mongo, sam, tenant_id, [number], type="preview")
+    assert (await sam.http.post(f"/api/campaigns/{robot}/start")).status_code == 200
+    placed = await twilio_double.wait_for(
+        lambda: [c for c in twilio_double.creates() if c.get("To") == number]
+    )
+    sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, robot) if a.get("call_sid"))
+    assert placed[0].get("From") == CALLER_ID
+    twiml = await twilio_double.answer(sid)
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
+    await callee.connect()
+    await callee.wait_audio(4000)  # the reminder is playing
+    await callee.press("9")
+    await callee.silence(3.0)
+
+    async def opted_out() -> dict[str, Any] | None:
+        entries = (await sam.http.get("/api/dnc", params={"number": number})).json()["entries"]
+        return entries[0] if entries else None
+
+    entry = await wait_for(opted_out, timeout=10)
+    assert entry["list"] == "black" and entry["source"] == "opt_out_key"
+    assert (await target(mongo, hub_nobot, f"{other}-0"))["status"] == "skipped"  # the other campaign too
+    await asyncio.wait_for(callee._reader, 15)  # type: ignore[arg-type]
+    assert callee.hung_up_by_hub
+    for campaign_id in (robot, other):
+        await sam.http.post(f"/api/campaigns/{campaign_id}/stop")
+    await sam.close()
