@@ -160,6 +160,8 @@ class CallBrain(FrameProcessor):
         self._recording_task: asyncio.Task[None] | None = None
         self._speaking_prompt = False
         self._campaign_key: tuple[str, str | None, str | None] | None = None  # outbound opt-out
+        self._questionnaire: tuple[Any, Any] | None = None  # (Questionnaire, QuestionnaireSession)
+        self._keys = ""  # keys typed for a questionnaire answer, until '#'
         self._ended = False
         self._quiet = asyncio.Event()  # set while no prompt or music is playing out
         self._quiet.set()
@@ -174,7 +176,8 @@ class CallBrain(FrameProcessor):
         if isinstance(frame, StartFrame):
             await self.push_frame(frame, direction)
             self._watch_task = self.create_task(self._watch_contact(), "watch-contact")
-            await self._run(self.session.start())
+            if not await self._start_questionnaire():
+                await self._run(self.session.start())
         elif isinstance(frame, (EndFrame, CancelFrame)):
             await self._caller_gone()
             await self.push_frame(frame, direction)
@@ -206,10 +209,88 @@ class CallBrain(FrameProcessor):
         if digit and digit == await self._opt_out_key():
             await self._opt_out()
             return
+        if self._questionnaire is not None:
+            await self._questionnaire_key(digit)
+            return
         if self._recording is not None and digit in "#*":
             await self._finish_voicemail()
             return
         await self._run(self.session.on_dtmf(digit))
+
+    # -- a questionnaire asked by a robot call (bot/questionnaire.py) ---------------------------
+    async def _start_questionnaire(self) -> bool:
+        """An outbound robot call with a questionnaire asks it instead of running the flow."""
+        from bot.questionnaire import QuestionnaireSession
+        from bot.questionnaire_store import questionnaire_for_contact
+
+        contact = await get_contact(self.ctx, self.contact_id) or {}
+        if contact.get("direction") != "outbound" or not contact.get("questionnaire_id"):
+            return False
+        questionnaire = await questionnaire_for_contact(self.ctx, contact)
+        if questionnaire is None:
+            log.error(
+                "call %s: questionnaire %s is missing", self.contact_id, contact.get("questionnaire_id")
+            )
+            return False
+        session = QuestionnaireSession(questionnaire)
+        self._questionnaire = (questionnaire, session)
+        if self.stt is not None:
+            await self.stt.set_grammar(None)  # text answers are spoken
+        await self._say(session.start().as_voice())
+        return True
+
+    async def _questionnaire_key(self, digit: str) -> None:
+        """A choice is one key; numbers, dates and several choices are keys ended by '#'."""
+        if self._questionnaire_kind() == "single" and digit != "#":
+            await self._questionnaire_answer(digit)
+        elif digit == "#":
+            keys, self._keys = self._keys, ""
+            await self._questionnaire_answer(keys)
+        else:
+            self._keys += digit
+
+    def _questionnaire_kind(self) -> str | None:
+        assert self._questionnaire is not None
+        questionnaire, session = self._questionnaire
+        if session.current is None or not questionnaire.has_question(session.current):
+            return None
+        return questionnaire.question(session.current).kind
+
+    async def _questionnaire_answer(self, raw: str) -> None:
+        from bot.questionnaire_store import save_session
+
+        assert self._questionnaire is not None
+        questionnaire, session = self._questionnaire
+        step = session.answer(raw)
+        if step.done:
+            await self._say(step.end_text or "Thank you. Goodbye.")
+            contact = await get_contact(self.ctx, self.contact_id)
+            if contact is not None:
+                await save_session(
+                    self.ctx, questionnaire=questionnaire, contact=contact, session=session, channel="voice"
+                )
+            self._questionnaire = None
+            self.session.state = "ended"
+            await self._run([Hangup()])
+            return
+        if step.error:
+            await self._say(step.error)
+        if step.prompt is not None:
+            await self._say(step.prompt.as_voice())
+
+    async def _save_partial_questionnaire(self) -> None:
+        """The callee hung up mid-way: what they answered still counts (started, not completed)."""
+        from bot.questionnaire_store import save_session
+
+        if self._questionnaire is None:
+            return
+        questionnaire, session = self._questionnaire
+        self._questionnaire = None
+        contact = await get_contact(self.ctx, self.contact_id)
+        if contact is not None and session.answers:
+            await save_session(
+                self.ctx, questionnaire=questionnaire, contact=contact, session=session, channel="voice"
+            )
 
     async def _opt_out_key(self) -> str | None:
         """The key that stops a campaign's robot or broadcast calls to this number, if any."""
@@ -242,6 +323,9 @@ class CallBrain(FrameProcessor):
 
     async def _on_speech(self, text: str) -> None:
         await self._store("visitor", text)
+        if self._questionnaire is not None:
+            await self._questionnaire_answer(text)
+            return
         if self.session.state == "bot":
             await self._bot_turn(text)
         else:
@@ -619,6 +703,7 @@ class CallBrain(FrameProcessor):
         self._stop_hold_music()
         self._cancel_timeout()
         await self._leave_agent()
+        await self._save_partial_questionnaire()
         if self._recording is not None:
             await self._finish_voicemail()
         if self._watch_task is not None:

@@ -350,6 +350,12 @@ class Dialer:
             "name": campaign.name,
             "survey": {"enabled": False},
         }
+        if campaign.type == "robot" and campaign.questionnaire_id and not campaign.flow_id:
+            # media/call.py asks the contact's questionnaire instead of running this flow
+            await self.ctx.db.contacts.update_one(
+                {"_id": contact["_id"]}, {"$set": {"questionnaire_id": campaign.questionnaire_id}}
+            )
+            return {**base, "start": "bye", "nodes": {"bye": {"type": "hangup"}}}
         if campaign.type == "robot" and campaign.flow_id:
             flow = await self.ctx.db.ivr_flows.find_one(
                 {"_id": campaign.flow_id, "tenant_id": campaign.tenant_id}

@@ -328,3 +328,62 @@ async def test_a_robot_call_opt_out_key_stops_every_campaign_at_once(
     for campaign_id in (robot, other):
         await sam.http.post(f"/api/campaigns/{campaign_id}/stop")
     await sam.close()
+
+
+async def test_a_robot_call_asks_a_questionnaire_by_keys_and_stores_the_answers(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"sam": ["general"]}, roles={"sam": ["supervisor"]})
+    sam = Agent(hub_nobot.url, t["slug"], "sam@t.test")
+    await sam.login()
+    survey = {
+        "name": "Satisfaction",
+        "questions": [
+            {"key": "happy", "text": "Are you happy with us?", "kind": "single", "options": ["Yes", "No"]},
+            {"key": "score", "text": "Your score from 0 to 10?", "kind": "number", "min": 0, "max": 10},
+        ],
+        "end_text": "Thank you for your answers.",
+    }
+    created = await sam.http.post("/api/questionnaires", json=survey)
+    assert created.status_code == 201, created.text
+    qid = created.json()["id"]
+    number = "+14155550141"
+    cid = await campaign_with_targets(
+        hub_nobot,
+        mongo,
+        sam,
+        t["tenant"]["_id"],
+        [number],
+        type="robot",
+        questionnaire_id=qid,
+        opt_out_key="*",
+    )
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    await twilio_double.wait_for(lambda: [c for c in twilio_double.creates() if c.get("To") == number])
+    sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, cid) if a.get("call_sid"))
+    twiml = await twilio_double.answer(sid)
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
+    await callee.connect()
+    await callee.wait_audio(4000)  # the first question
+    await callee.press("1")
+    await callee.silence(1.0)
+    for key in ("7", "#"):
+        await callee.press(key)
+    await asyncio.wait_for(callee._reader, 20)  # type: ignore[arg-type]
+    assert callee.hung_up_by_hub  # thanked and hung up
+
+    async def answered() -> dict[str, Any] | None:
+        ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+        try:
+            return await ctx.db.contacts.find_one({"call_sid": sid, f"answers.{qid}": {"$exists": True}})
+        finally:
+            await ctx.db.close()
+
+    contact = await wait_for(answered, timeout=10)
+    assert contact["answers"][qid] == {"happy": "1", "score": 7}
+    stats = (await sam.http.get(f"/api/questionnaires/{qid}/stats")).json()
+    assert stats["completed"] == 1, stats
+    await sam.http.post(f"/api/campaigns/{cid}/stop")
+    await sam.close()
