@@ -267,17 +267,31 @@ async def transition(ctx: AppContext, tenant_id: str, campaign_id: str, action: 
 
 
 async def _ready_to_run(ctx: AppContext, campaign: Doc) -> None:
-    """What must hold before dialling: something to dial, and an approved caller id for calls."""
+    """What must hold before dialling: something to dial, an approved caller id for calls,
+    approved audio prompts (the broadcast, the answering-machine message)."""
     if not await ctx.db.campaign_targets.find_one({"campaign_id": campaign["_id"]}, {"_id": 1}):
         raise CampaignError("import a list first: the campaign has no targets")
-    if campaign["type"] in VOICE_TYPES:
-        if not campaign.get("caller_id"):
-            raise CampaignError("set an approved caller id first")
-        approved = await ctx.db.caller_ids.find_one(
-            {"tenant_id": campaign["tenant_id"], "number": campaign["caller_id"], "status": "approved"}
-        )
-        if approved is None:
-            raise CampaignError(f"caller id {campaign['caller_id']} is not approved for this tenant")
+    problem = await approval_problem(ctx, campaign)
+    if problem:
+        raise CampaignError(problem)
+
+
+async def approval_problem(ctx: AppContext, campaign: Doc) -> str | None:
+    """Why the campaign's caller id or prompts may not be used now (None: they may). Checked
+    when it starts and again before each call, so a revoked approval stops it at once."""
+    from routing.approvals import approved_caller_id, approved_prompt
+
+    if campaign["type"] not in VOICE_TYPES:
+        return None
+    if not campaign.get("caller_id"):
+        return "set an approved caller id first"
+    if not await approved_caller_id(ctx, campaign["tenant_id"], campaign["caller_id"]):
+        return f"caller id {campaign['caller_id']} is not approved for this tenant"
+    prompts = [campaign.get("prompt_id"), (campaign.get("amd") or {}).get("message_prompt_id")]
+    for prompt_id in [p for p in prompts if p]:
+        if not await approved_prompt(ctx, campaign["tenant_id"], prompt_id):
+            return f"audio prompt {prompt_id} is not approved for outbound use"
+    return None
 
 
 # --------------------------------------------------------------------------- results

@@ -32,7 +32,7 @@ from hub.context import AppContext
 from hub.db import Doc, update_then_read
 from hub.ids import new_id, utcnow
 from knowledge.dnc import active_entries
-from routing.campaigns import AGENT_TYPES, Campaign, next_attempt_after
+from routing.campaigns import AGENT_TYPES, Campaign, approval_problem, next_attempt_after
 from routing.compliance import CallingRules, Decision, check, may_dial_many
 from routing.pacing import PacingStats, calls_to_place, policy_for_campaign
 
@@ -95,6 +95,10 @@ class Dialer:
             last = self._last_placed.get(campaign.id)
             if last is not None and (now - last).total_seconds() < campaign.interval_s:
                 return 0
+        problem = await approval_problem(self.ctx, doc)
+        if problem:  # an approval was withdrawn while the campaign ran: stop dialling it
+            await self._pause(doc, problem)
+            return 0
         callbacks = await self._callbacks(campaign, now)
         budget = await self._budget(campaign, now)
         if budget <= 0:
@@ -459,6 +463,20 @@ class Dialer:
         await self.ctx.db.campaign_targets.update_one(
             {"_id": attempt.get("target_id")}, {"$set": {"last_agent_id": agent_id}}
         )
+
+    async def _pause(self, doc: Doc, why: str) -> None:
+        now = utcnow()
+        updated = await update_then_read(
+            self.ctx.db.campaigns,
+            {"_id": doc["_id"], "state": "running"},
+            {"$set": {"state": "paused", "paused_at": now, "updated_at": now, "paused_because": why}},
+        )
+        if updated is not None:
+            log.warning("campaign %s paused: %s", doc["_id"], why)
+            self.ctx.bus.publish(
+                f"tenant:{doc['tenant_id']}",
+                {"type": "campaign", "campaign": {"id": doc["_id"], "state": "paused"}},
+            )
 
     async def _complete(self, doc: Doc, why: str) -> None:
         now = utcnow()

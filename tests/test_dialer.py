@@ -387,3 +387,29 @@ async def test_a_robot_call_asks_a_questionnaire_by_keys_and_stores_the_answers(
     assert stats["completed"] == 1, stats
     await sam.http.post(f"/api/campaigns/{cid}/stop")
     await sam.close()
+
+
+async def test_withdrawing_the_caller_id_approval_pauses_a_running_campaign(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"sam": ["general"]}, roles={"sam": ["supervisor"]})
+    sam = Agent(hub_nobot.url, t["slug"], "sam@t.test")
+    await sam.login()
+    cid = await campaign_with_targets(hub_nobot, mongo, sam, t["tenant"]["_id"], ["+14155550151"])
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+        await ctx.db.caller_ids.update_one(
+            {"tenant_id": t["tenant"]["_id"], "number": CALLER_ID}, {"$set": {"status": "rejected"}}
+        )
+    finally:
+        await ctx.db.close()
+
+    async def paused() -> dict[str, Any] | None:
+        found = (await sam.http.get(f"/api/campaigns/{cid}")).json()
+        return found if found["state"] == "paused" else None
+
+    campaign = await wait_for(paused, timeout=10)
+    assert "not approved" in campaign["paused_because"]
+    assert (await sam.http.post(f"/api/campaigns/{cid}/resume")).status_code == 409
+    await sam.close()
