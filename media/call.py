@@ -464,6 +464,17 @@ class CallBrain(FrameProcessor):
         if self.session.state == "queued" and not self._ended:
             self._start_hold_music()
 
+    async def _leave_message(self, prompt_id: str) -> None:
+        """An answering machine took an outbound call: stop what runs, play the campaign's
+        message after the beep, hang up."""
+        self._stop_hold_music()
+        self._cancel_timeout()
+        self._questionnaire = None
+        await self._leave_agent()
+        await self.broadcast_interruption()  # nothing said so far is left to play
+        self.session.state = "ended"
+        await self._run([Play(Prompt(audio_id=prompt_id)), Hangup()])
+
     async def _follow_up_contact(self) -> None:
         """The agent's part is theirs to wrap up; what the caller does next (self-service, or
         another agent) is a new contact of the same call, linked by `follows_contact_id`."""
@@ -488,6 +499,9 @@ class CallBrain(FrameProcessor):
 
     async def _call_control(self, event: Event) -> None:
         """The agent hung up: the caller goes on to the survey, back to the IVR, or is let go."""
+        if event.get("action") == "leave_message":
+            await self._leave_message(str(event.get("prompt_id") or ""))
+            return
         if event.get("action") != "agent_hangup" or self.session.state != "agent":
             return
         await self._leave_agent()

@@ -283,6 +283,7 @@ class Dialer:
                 attempt_id=attempt["_id"],
                 ring_timeout_s=campaign.ring_timeout_s,
                 amd=campaign.amd.enabled,
+                leave_message=campaign.amd.enabled and bool(campaign.amd.message_prompt_id),
                 record=campaign.recording,
             )
         except Exception as exc:  # the channel's PlacementError, or anything unexpected: retry later
@@ -316,10 +317,22 @@ class Dialer:
         await self._finish_target(Campaign.from_doc(campaign_doc), target, outcome)
 
     async def on_amd(self, attempt: Doc, event: Doc) -> None:
-        """A machine answered: no agent waits for it; hang up (the outcome says machine)."""
-        if event.get("answered_by") == "machine" and attempt.get("call_sid"):
+        """A machine answered: leave the campaign's message after the beep if it has one (the
+        call's pipeline plays it), else hang up; the outcome says machine either way."""
+        if event.get("answered_by") != "machine":
+            return
+        doc = await self.ctx.db.campaigns.find_one({"_id": attempt.get("campaign_id")})
+        prompt_id = ((doc or {}).get("amd") or {}).get("message_prompt_id")
+        current = await self.ctx.db.dial_attempts.find_one({"_id": attempt["_id"]}) or attempt
+        if prompt_id and current.get("contact_id"):
+            self.ctx.bus.publish(
+                f"contact:{current['contact_id']}",
+                {"type": "call_control", "action": "leave_message", "prompt_id": prompt_id},
+            )
+            return
+        if current.get("call_sid"):
             with contextlib.suppress(Exception):
-                await self.hang_up(attempt["call_sid"])
+                await self.hang_up(current["call_sid"])
 
     async def _finish_target(self, campaign: Campaign, target: Doc, outcome: str) -> None:
         """After a call: done, or back to pending at the retry time for that outcome."""
@@ -354,6 +367,21 @@ class Dialer:
             "name": campaign.name,
             "survey": {"enabled": False},
         }
+        if attempt.get("answered_by") == "machine":  # the verdict came before the stream
+            if not campaign.amd.message_prompt_id:
+                return None
+            return {
+                **base,
+                "start": "message",
+                "nodes": {
+                    "message": {
+                        "type": "say",
+                        "prompt": {"audio_id": campaign.amd.message_prompt_id},
+                        "next": "bye",
+                    },
+                    "bye": {"type": "hangup"},
+                },
+            }
         if campaign.type == "robot" and campaign.questionnaire_id and not campaign.flow_id:
             # media/call.py asks the contact's questionnaire instead of running this flow
             await self.ctx.db.contacts.update_one(

@@ -413,3 +413,72 @@ async def test_withdrawing_the_caller_id_approval_pauses_a_running_campaign(
     assert "not approved" in campaign["paused_because"]
     assert (await sam.http.post(f"/api/campaigns/{cid}/resume")).status_code == 409
     await sam.close()
+
+
+async def test_an_answering_machine_gets_the_campaigns_message_and_the_number_is_retried(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    import io
+    import wave
+
+    import numpy as np
+
+    from tests.desk_support import level_at, tone_pcm
+
+    t = await tenant_in(
+        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor", "admin"]}
+    )
+    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
+    await sam.login()
+    await ann.login()
+    message = io.BytesIO()
+    with wave.open(message, "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(8000)
+        wav.writeframes(tone_pcm(440, 8000, 2.0))
+    uploaded = await sam.http.post(
+        "/api/ivr/prompts", files={"file": ("msg.wav", message.getvalue(), "audio/wav")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    prompt_id = uploaded.json()["id"]
+    number = "+14155550161"
+    cid = await campaign_with_targets(
+        hub_nobot,
+        mongo,
+        sam,
+        t["tenant"]["_id"],
+        [number],
+        agent_ids=[t["users"]["ann"]["_id"]],
+        amd={"enabled": True, "message_prompt_id": prompt_id},
+    )
+    refused = await sam.http.post(f"/api/campaigns/{cid}/start")
+    assert (
+        refused.status_code == 409 and "not approved" in refused.json()["detail"]
+    )  # the message needs approval
+    assert (await sam.http.post(f"/api/ivr/prompts/{prompt_id}/approve")).status_code == 200
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    await ann.available()
+    placed = await twilio_double.wait_for(
+        lambda: [c for c in twilio_double.creates() if c.get("To") == number]
+    )
+    assert placed[0].get("MachineDetection") == "DetectMessageEnd"
+    sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, cid) if a.get("call_sid"))
+    twiml = await twilio_double.answer(sid, answered_by="machine_end_beep")
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None
+    machine = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
+    await machine.connect()
+    await asyncio.wait_for(machine._reader, 20)  # type: ignore[arg-type]
+    heard = np.frombuffer(machine.received_pcm(), dtype="<i2")
+    assert level_at(heard, 8000, 440) > 1000  # the message was left
+    await twilio_double.complete(sid, 9)
+
+    async def retried() -> dict[str, Any] | None:
+        found = await target(mongo, hub_nobot, f"{cid}-0")
+        return found if found["status"] == "pending" and found.get("last_outcome") == "machine" else None
+
+    await wait_for(retried, timeout=10)
+    await sam.http.post(f"/api/campaigns/{cid}/stop")
+    await sam.close()
+    await ann.close()
