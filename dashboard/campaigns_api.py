@@ -74,6 +74,22 @@ async def new_campaign(
     return public_campaign(doc)
 
 
+@router.get("/mine")
+async def my_campaigns(
+    principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
+) -> list[dict[str, Any]]:
+    """Running campaigns an agent works on: preview records to dial, results to record."""
+    query: Doc = {
+        "tenant_id": principal.tenant_id,
+        "state": "running",
+        "$or": [{"agent_ids": principal.user_id}, {"agent_ids": []}],
+    }
+    return [
+        {"id": c["_id"], "name": c["name"], "type": c["type"], "questionnaire_id": c.get("questionnaire_id")}
+        async for c in ctx.db.campaigns.find(query).sort("priority", -1).limit(50)
+    ]
+
+
 @router.get("/dispositions")
 async def result_codes(
     principal: Principal = AGENT, ctx: AppContext = Depends(get_ctx)
