@@ -322,7 +322,9 @@ class Dialer:
         if event.get("answered_by") != "machine":
             return
         doc = await self.ctx.db.campaigns.find_one({"_id": attempt.get("campaign_id")})
-        prompt_id = ((doc or {}).get("amd") or {}).get("message_prompt_id")
+        if doc is None:
+            return  # not a campaign's call: whoever placed it decides
+        prompt_id = (doc.get("amd") or {}).get("message_prompt_id")
         current = await self.ctx.db.dial_attempts.find_one({"_id": attempt["_id"]}) or attempt
         if prompt_id and current.get("contact_id"):
             self.ctx.bus.publish(
