@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import statistics
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +35,8 @@ from hub.ids import new_id, utcnow
 from knowledge.dnc import active_entries
 from routing.campaigns import AGENT_TYPES, Campaign, approval_problem, next_attempt_after
 from routing.compliance import CallingRules, Decision, check, may_dial_many
-from routing.pacing import PacingStats, calls_to_place, policy_for_campaign
+from routing.pacing import PacingStats, calls_to_place, censored_mean, policy_for_campaign
+from routing.presence import tenant_routing
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +45,6 @@ HangUp = Callable[[str], Awaitable[None]]
 ABANDON_AFTER_S = 2.0  # answered by a person and no agent within this: an abandoned call
 IN_FLIGHT_STALE_S = 300.0  # an attempt with no final status after this no longer holds a line
 DIALLED_TYPES = ("progressive", "predictive", "robot", "broadcast")
-FINAL = ("answered", "busy", "no_answer", "failed", "machine", "abandoned")
 AGENT_WAIT_POLL_S = 0.1
 
 
@@ -159,27 +160,61 @@ class Dialer:
         return placed
 
     async def _budget(self, campaign: Campaign, now: datetime) -> int:
-        in_flight = await self.ctx.db.dial_attempts.count_documents(
-            {
-                "campaign_id": campaign.id,
-                "ended_at": None,
-                "placed_at": {"$gt": now - timedelta(seconds=IN_FLIGHT_STALE_S)},
-                "agent_id": None,
-            }
-        )
+        ringing = [
+            (now - _aware(a["placed_at"])).total_seconds()
+            async for a in self.ctx.db.dial_attempts.find(
+                {
+                    "campaign_id": campaign.id,
+                    "ended_at": None,
+                    "answered_at": None,
+                    "placed_at": {"$gt": now - timedelta(seconds=IN_FLIGHT_STALE_S)},
+                    "agent_id": None,
+                },
+                {"placed_at": 1},
+            )
+        ]
         policy = policy_for_campaign(campaign.type, campaign.pacing_ratio)
         if campaign.type in ("robot", "broadcast"):
             return calls_to_place(
-                PacingStats(free_agents=0, lines_available=max(0, campaign.lines - in_flight)), policy
+                PacingStats(free_agents=0, lines_available=max(0, campaign.lines - len(ringing))), policy
             )
-        history = await self._history(campaign.id)
+        history = await self._history(campaign, now)
         stats = PacingStats(
             free_agents=await self._free_agents(campaign),
-            calls_ringing=in_flight,
+            calls_ringing=len(ringing),
+            ringing_ages_s=tuple(ringing),
+            ring_timeout_s=float(campaign.ring_timeout_s),
             target_abandon_rate=campaign.max_abandon_rate,
+            **await self._agents_busy(campaign, now),
             **history,
         )
         return calls_to_place(stats, policy)
+
+    async def _agents_busy(self, campaign: Campaign, now: datetime) -> dict[str, Any]:
+        """How long the campaign's busy agents have talked, and the wrap-up the others have left:
+        the predictive policy dials ahead for agents about to be free."""
+        agents: Doc = {"tenant_id": campaign.tenant_id}
+        if campaign.agent_ids:
+            agents["_id"] = {"$in": campaign.agent_ids}
+        wrapping = [
+            max(0.0, (_aware(a["wrapup_until"]) - now).total_seconds())
+            async for a in self.ctx.db.agents.find({**agents, "state": "wrapup"}, {"wrapup_until": 1})
+            if a.get("wrapup_until")
+        ]
+        talking_query: Doc = {"tenant_id": campaign.tenant_id, "status": "assigned", "channel": "voice"}
+        if campaign.agent_ids:
+            talking_query["agent_id"] = {"$in": campaign.agent_ids}
+        talking = [
+            (now - _aware(c["assigned_at"])).total_seconds()
+            async for c in self.ctx.db.contacts.find(talking_query, {"assigned_at": 1})
+            if c.get("assigned_at")
+        ]
+        settings = await tenant_routing(self.ctx, campaign.tenant_id)
+        return {
+            "agents_talking_s": tuple(talking),
+            "agents_soon_free": tuple(wrapping),
+            "wrap_up_s": float(settings.wrapup_s.get("voice", 0)),
+        }
 
     async def _free_agents(self, campaign: Campaign) -> int:
         query: Doc = {"tenant_id": campaign.tenant_id, "state": "available", "free.voice": {"$gt": 0}}
@@ -187,10 +222,21 @@ class Dialer:
             query["_id"] = {"$in": campaign.agent_ids}
         return await self.ctx.db.agents.count_documents(query)
 
-    async def _history(self, campaign_id: str) -> dict[str, Any]:
-        """Answer and machine rates, ring time and abandons from the campaign's finished calls."""
+    async def _history(self, campaign: Campaign, now: datetime) -> dict[str, Any]:
+        """Answer and machine rates, ring and handle times and abandons from the campaign's calls.
+
+        Only calls placed longer ago than the ring timeout count for the rates: early on, fast
+        busy signals would otherwise make the answer rate look low and the dialer overshoot.
+        """
+        settled = now - timedelta(seconds=campaign.ring_timeout_s)
         pipeline: list[Doc] = [
-            {"$match": {"campaign_id": campaign_id, "outcome": {"$in": list(FINAL)}}},
+            {
+                "$match": {
+                    "campaign_id": campaign.id,
+                    "placed_at": {"$lte": settled},
+                    "outcome": {"$ne": None},
+                }
+            },
             {
                 "$group": {
                     "_id": None,
@@ -209,14 +255,29 @@ class Dialer:
             return {}
         row = rows[0]
         answered = row["answered"]
-        humans = answered - row["machines"]
-        return {
+        figures: dict[str, Any] = {
             "answer_rate": answered / row["placed"],
             "machine_rate": row["machines"] / answered if answered else 0.0,
             "mean_ring_s": row["ring_ms"] / 1000 if row.get("ring_ms") else None,
-            "answered_so_far": humans,
+            "answered_so_far": answered - row["machines"],
             "abandoned_so_far": row["abandoned"],
         }
+        # handle time of calls put through to agents: finished ones and the elapsed part of live ones
+        finished: list[float] = []
+        running = 0.0
+        async for attempt in self.ctx.db.dial_attempts.find(
+            {"campaign_id": campaign.id, "connected_at": {"$ne": None}},
+            {"connected_at": 1, "ended_at": 1},
+        ):
+            start = _aware(attempt["connected_at"])
+            if attempt.get("ended_at"):
+                finished.append((_aware(attempt["ended_at"]) - start).total_seconds())
+            else:
+                running += (now - start).total_seconds()
+        figures["handle_mean_s"] = censored_mean(sum(finished), len(finished), running)
+        if len(finished) >= 2:
+            figures["handle_stdev_s"] = statistics.stdev(finished)
+        return figures
 
     async def _due(self, campaign: Campaign, now: datetime, limit: int) -> list[Doc]:
         """Pending targets whose time has come; callbacks held for an agent wait for that agent."""
