@@ -19,6 +19,7 @@ from hub.auth import Principal, require_roles
 from hub.context import AppContext, get_ctx
 from hub.db import Doc, update_then_read
 from hub.ids import utcnow
+from hub.validation import validation_problems
 from routing.campaigns import (
     DISPOSITION_CLASSES,
     Campaign,
@@ -39,11 +40,7 @@ AGENT = require_roles("agent", "supervisor", "admin")
 
 
 def _invalid(exc: ValidationError) -> HTTPException:
-    problems = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-        for e in exc.errors(include_url=False)[:5]
-    )
-    return HTTPException(422, problems)
+    return HTTPException(422, validation_problems(exc))
 
 
 async def _campaign(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:
@@ -184,7 +181,7 @@ async def record_result(
     ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     """The agent's result for a target; a callback is booked to the same agent."""
-    await _campaign_for_agent(ctx, principal, campaign_id)
+    await _campaign(ctx, principal, campaign_id)
     codes = {d["code"]: d for d in await dispositions(ctx, principal.tenant_id)}
     if body.disposition not in codes:
         raise HTTPException(422, f"unknown disposition {body.disposition!r}")
@@ -220,7 +217,7 @@ async def next_record(
 ) -> dict[str, Any]:
     """Preview: the agent's next record (their due callbacks first, then their own or
     unassigned targets), held for them, with what the rules say about dialling it now."""
-    doc = await _campaign_for_agent(ctx, principal, campaign_id)
+    doc = await _campaign(ctx, principal, campaign_id)
     if doc["type"] != "preview" or doc["state"] != "running":
         raise HTTPException(409, "only a running preview campaign hands out records")
     now = utcnow()
@@ -300,7 +297,7 @@ async def dial_record(
     ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Preview: the agent dials the record they hold; the rules are checked again now."""
-    doc = await _campaign_for_agent(ctx, principal, campaign_id)
+    doc = await _campaign(ctx, principal, campaign_id)
     target = await ctx.db.campaign_targets.find_one(
         {
             "_id": target_id,
@@ -347,13 +344,6 @@ async def release_record(
     if released.matched_count == 0:
         raise HTTPException(404, "you hold no such record")
     return {"status": "pending"}
-
-
-async def _campaign_for_agent(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:
-    found = await get_campaign(ctx, principal.tenant_id, campaign_id)
-    if found is None:
-        raise HTTPException(404, "no such campaign")
-    return found
 
 
 @router.get("/{campaign_id}/results.xlsx")

@@ -59,6 +59,18 @@ async def campaign_with_targets(
     return campaign_id
 
 
+async def pick_up(
+    twilio_double: TwilioDouble, hub: HubProcess, sid: str, answered_by: str = "human"
+) -> TwilioCaller:
+    """The callee answers: Twilio fetches the hub's TwiML and opens the media stream it names."""
+    twiml = await twilio_double.answer(sid, answered_by=answered_by)
+    token = re.search(r'name="token" value="([^"]+)"', twiml)
+    assert token is not None, twiml
+    callee = TwilioCaller(hub.ws_url, token.group(1), sid)
+    await callee.connect()
+    return callee
+
+
 async def target(mongo: EmbeddedDatabase, hub: HubProcess, target_id: str) -> dict[str, Any]:
     ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
     try:
@@ -115,11 +127,7 @@ async def test_progressive_campaign_dials_within_the_rules_and_puts_callees_thro
 
     # the callee answers: put through to ann at once (no ringing her desk for it)
     await twilio_double.ring(sid)
-    twiml = await twilio_double.answer(sid)
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
-    await callee.connect()
+    callee = await pick_up(twilio_double, hub_nobot, sid)
 
     async def put_through() -> dict[str, Any] | None:
         found = await attempts(mongo, hub_nobot, cid)
@@ -187,11 +195,7 @@ async def test_busy_is_retried_later_and_an_answer_without_an_agent_is_abandoned
     # ann becomes busy elsewhere; the next number answers and nobody takes it within 2 s
     second = (await wait_for(lambda: placed(2), timeout=15))[1]
     await ann.http.post("/api/agent/presence", json={"state": "not_ready", "reason": "break"})
-    twiml = await twilio_double.answer(second["call_sid"])
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), second["call_sid"])
-    await callee.connect()
+    callee = await pick_up(twilio_double, hub_nobot, second["call_sid"])
 
     async def abandoned() -> dict[str, Any] | None:
         found = next(a for a in await attempts(mongo, hub_nobot, cid) if a["_id"] == second["_id"])
@@ -237,11 +241,7 @@ async def test_preview_agent_sees_the_record_confirms_a_grey_number_and_is_put_t
     assert dialled.status_code == 200, dialled.text
     sid = dialled.json()["call_sid"]
     assert sid and twilio_double.call(sid).get("To") == grey
-    twiml = await twilio_double.answer(sid)
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
-    await callee.connect()
+    callee = await pick_up(twilio_double, hub_nobot, sid)
 
     async def with_ann() -> dict[str, Any] | None:
         ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
@@ -307,11 +307,7 @@ async def test_a_robot_call_opt_out_key_stops_every_campaign_at_once(
     )
     sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, robot) if a.get("call_sid"))
     assert placed[0].get("From") == CALLER_ID
-    twiml = await twilio_double.answer(sid)
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
-    await callee.connect()
+    callee = await pick_up(twilio_double, hub_nobot, sid)
     await callee.wait_audio(4000)  # the reminder is playing
     await callee.press("9")
     await callee.silence(3.0)
@@ -361,11 +357,7 @@ async def test_a_robot_call_asks_a_questionnaire_by_keys_and_stores_the_answers(
     assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
     await twilio_double.wait_for(lambda: [c for c in twilio_double.creates() if c.get("To") == number])
     sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, cid) if a.get("call_sid"))
-    twiml = await twilio_double.answer(sid)
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    callee = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
-    await callee.connect()
+    callee = await pick_up(twilio_double, hub_nobot, sid)
     await callee.wait_audio(4000)  # the first question
     await callee.press("1")
     await callee.silence(1.0)
@@ -464,11 +456,7 @@ async def test_an_answering_machine_gets_the_campaigns_message_and_the_number_is
     )
     assert placed[0].get("MachineDetection") == "DetectMessageEnd"
     sid = next(a["call_sid"] for a in await attempts(mongo, hub_nobot, cid) if a.get("call_sid"))
-    twiml = await twilio_double.answer(sid, answered_by="machine_end_beep")
-    token = re.search(r'name="token" value="([^"]+)"', twiml)
-    assert token is not None
-    machine = TwilioCaller(hub_nobot.ws_url, token.group(1), sid)
-    await machine.connect()
+    machine = await pick_up(twilio_double, hub_nobot, sid, answered_by="machine_end_beep")
     await asyncio.wait_for(machine._reader, 20)  # type: ignore[arg-type]
     heard = np.frombuffer(machine.received_pcm(), dtype="<i2")
     assert level_at(heard, 8000, 440) > 1000  # the message was left

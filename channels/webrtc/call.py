@@ -61,6 +61,7 @@ from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import utcnow
 from hub.tenancy import get_tenant_by_slug
+from hub.validation import validation_problems
 from media.models import resolve_asr
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,7 @@ def _parse(model: type[Model], data: dict[str, Any], what: str) -> Model:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_url=False)[:5]
-        )
-        raise http_error(400, f"invalid {what}: {problems}") from None
+        raise http_error(400, f"invalid {what}: {validation_problems(exc)}") from None
 
 
 def patch_request(body: PatchBody) -> SmallWebRTCPatchRequest:
