@@ -17,6 +17,9 @@ from pymongo.errors import PyMongoError
 from bot import actions
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
+from channels.sms import relay as sms_relay
+from channels.sms import webhook as sms_webhook
+from channels.sms.sender import TwilioSmsSender
 from channels.twilio import media as twilio_media
 from channels.twilio import outbound as twilio_outbound
 from channels.twilio import voice as twilio_voice
@@ -41,6 +44,7 @@ from dashboard import recordings_api as dashboard_recordings
 from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
 from dashboard import wallboard as dashboard_wallboard
+from hub import outbox
 from hub.context import AppContext
 from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
@@ -104,6 +108,10 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             asyncio.create_task(start(ctx), name=getattr(start, "__name__", "starter"))
             for start in starters or []
         ]
+        outbox.register(ctx, "sms", TwilioSmsSender())
+        ctx.extra.setdefault("message_hooks", []).append(sms_relay.on_message)
+        await sms_relay.resend_pending(ctx)
+        tasks.append(asyncio.create_task(outbox.run(ctx), name="outbox"))
         await ctx.bot.recover()
         log.info("hub ready on %s", settings.public_url)
         try:
@@ -166,6 +174,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         twilio_voice,
         twilio_media,
         twilio_outbound,
+        sms_webhook,
         webrtc_call,
         webrtc_softphone,
         dashboard_calls,

@@ -120,6 +120,8 @@ async def append_message(
             raise
         return existing, False
     ctx.bus.publish(f"contact:{contact_id}", {"type": "message", "message": public_message(message)})
+    for hook in ctx.extra.get("message_hooks", ()):  # e.g. channels/sms/relay.py sends SMS replies
+        await hook(ctx, contact, message)
     return message, True
 
 

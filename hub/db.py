@@ -15,6 +15,11 @@ Doc = dict[str, Any]
 # in a contact, one message per visitor client id, one user per email per tenant.
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tenants", [("slug", ASCENDING)], {"unique": True}),
+    ("outbox", [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], {"unique": True}),
+    ("outbox", [("state", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
+    ("outbox", [("provider_id", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("channel", ASCENDING), ("customer_number", ASCENDING)], {}),
+    ("tenants", [("sms_numbers", ASCENDING)], {}),
     ("users", [("tenant_id", ASCENDING), ("email", ASCENDING)], {"unique": True}),
     ("agents", [("tenant_id", ASCENDING), ("state", ASCENDING), ("idle_since", ASCENDING)], {}),
     ("agents", [("state", ASCENDING), ("wrapup_until", ASCENDING)], {}),

@@ -209,6 +209,10 @@ class TwilioDouble:
         with self._lock:
             self._failures.append((status, code, message))
 
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
     # -- what was asked ------------------------------------------------------------------------
     def creates(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Calls.json")]
@@ -312,7 +316,78 @@ class TwilioDouble:
                 self.messages[sid] = message
             return JSONResponse(message, status_code=201)
 
+        @app.get(API + "/Messages.json")
+        async def list_messages(account: str, request: Request) -> JSONResponse:
+            _, failure = await self._receive(account, request)
+            if failure is not None:
+                return failure
+            to, from_ = request.query_params.get("To"), request.query_params.get("From")
+            found = [
+                m
+                for m in self.messages.values()
+                if (to is None or m["to"] == to) and (from_ is None or m["from"] == from_)
+            ]
+            uri = request.url.path
+            return JSONResponse(
+                {
+                    "messages": found,
+                    "first_page_uri": uri,
+                    "next_page_uri": None,
+                    "previous_page_uri": None,
+                    "page": 0,
+                    "page_size": 50,
+                    "start": 0,
+                    "end": max(0, len(found) - 1),
+                    "uri": uri,
+                }
+            )
+
         return app
+
+    # -- Messaging -----------------------------------------------------------------------------
+    def message_creates(self) -> list[RecordedRequest]:
+        return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Messages.json")]
+
+    def sent_messages(self, to: str | None = None) -> list[dict[str, Any]]:
+        return [m for m in self.messages.values() if to is None or m["to"] == to]
+
+    async def deliver(self, sid: str, status: str = "delivered") -> httpx.Response | None:
+        """Twilio reports an outbound message's fate to its StatusCallback."""
+        message = self.messages[sid]
+        message["status"] = status
+        url = message.get("status_callback")
+        if not url:
+            return None
+        params = {
+            "AccountSid": self.account_sid,
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": message["to"],
+            "From": message["from"] or "",
+            "ApiVersion": "2010-04-01",
+        }
+        if status in ("undelivered", "failed"):
+            params["ErrorCode"] = "30003"
+        return await self.post(url, params)
+
+    async def inbound_sms(
+        self, url: str, from_: str, to: str, body: str, *, sid: str | None = None, **kwargs: Any
+    ) -> httpx.Response:
+        """A customer's SMS arrives at the hub's webhook (signed; `token`/`signature` forge it)."""
+        params = {
+            "AccountSid": self.account_sid,
+            "MessageSid": sid or "SM" + secrets.token_hex(16),
+            "SmsSid": sid or "",
+            "From": from_,
+            "To": to,
+            "Body": body,
+            "NumSegments": "1",
+            "NumMedia": "0",
+            "ApiVersion": "2010-04-01",
+        }
+        return await self.post(url, params, **kwargs)
 
     async def _receive(
         self, account: str, request: Request

@@ -1,0 +1,1 @@
+"""SMS through Twilio Messaging: inbound webhook, keywords, outbound via the outbox."""
