@@ -100,6 +100,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             ctx,
             place=twilio_outbound.place_call,
             hang_up=lambda call_sid: twilio_outbound.hang_up(ctx, call_sid),
+            send_text=sms_relay.send_sms,
         )
         dialer.install()
         ctx.extra["dialer"] = dialer

@@ -470,3 +470,41 @@ async def test_an_answering_machine_gets_the_campaigns_message_and_the_number_is
     await sam.http.post(f"/api/campaigns/{cid}/stop")
     await sam.close()
     await ann.close()
+
+
+async def test_an_sms_campaign_texts_each_allowed_target_once_through_the_outbox(
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
+) -> None:
+    t = await tenant_in(hub_nobot, agents={"sam": ["general"]}, roles={"sam": ["supervisor"]})
+    sam = Agent(hub_nobot.url, t["slug"], "sam@t.test")
+    await sam.login()
+    good, blocked = "+14155550181", "+14155550182"
+    cid = await campaign_with_targets(
+        hub_nobot,
+        mongo,
+        sam,
+        t["tenant"]["_id"],
+        [good, blocked],
+        type="sms",
+        sms_text="Hi {name}, your {plan} renews soon.",
+    )
+    ctx = context_for(mongo.uri, hub_nobot.env["HUB_DB_NAME"])
+    try:
+        await ctx.db.campaign_targets.update_one(
+            {"_id": f"{cid}-0"}, {"$set": {"name": "Grace", "fields": {"plan": "Fibre 500"}}}
+        )
+    finally:
+        await ctx.db.close()
+    await sam.http.post("/api/dnc", json={"number": blocked, "list": "red", "reason": "complaint"})
+    assert (await sam.http.post(f"/api/campaigns/{cid}/start")).status_code == 200
+    texts = await twilio_double.wait_for(lambda: twilio_double.sent_messages(good), timeout=20)
+    assert texts[0]["body"] == "Hi Grace, your Fibre 500 renews soon." and texts[0]["from"] == CALLER_ID
+
+    async def completed() -> dict[str, Any] | None:
+        found = (await sam.http.get(f"/api/campaigns/{cid}")).json()
+        return found if found["state"] == "completed" else None
+
+    await wait_for(completed, timeout=15)
+    assert not twilio_double.sent_messages(blocked) and len(twilio_double.sent_messages(good)) == 1
+    assert (await target(mongo, hub_nobot, f"{cid}-1"))["status"] == "skipped"
+    await sam.close()
