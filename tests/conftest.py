@@ -155,3 +155,17 @@ def tenant_in(mongo: EmbeddedDatabase) -> Callable[..., Awaitable[dict[str, Any]
 @pytest.fixture(scope="session")
 def root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+async def sms_tenant(hub_nobot: HubProcess, tenant_in: TenantFactory) -> AsyncIterator[dict[str, Any]]:
+    """A tenant owning an SMS number on the shared hub, with a DB context and the webhook URL."""
+    from hub.embedded_db import free_port
+
+    t = await tenant_in(hub_nobot)
+    number = f"+1500555{free_port() % 10000:04d}"
+    ctx = context_for(hub_nobot.env["MONGODB_URI"], hub_nobot.env["HUB_DB_NAME"])
+    await ctx.db.tenants.update_one({"_id": t["tenant"]["_id"]}, {"$set": {"sms_numbers": [number]}})
+    t["number"], t["ctx"], t["url"] = number, ctx, f"{hub_nobot.url}/twilio/sms"
+    yield t
+    await ctx.db.close()

@@ -19,7 +19,7 @@ from channels.sms.segments import count_segments, split_body
 from hub.embedded_db import EmbeddedDatabase, free_port
 from hub.ids import new_id, utcnow
 from knowledge.dnc import active_entries
-from tests.conftest import TenantFactory, context_for, make_tenant
+from tests.conftest import context_for, make_tenant
 from tests.support import Agent, HubProcess
 from tests.twilio_double import TwilioDouble
 
@@ -71,17 +71,6 @@ def test_split_body_keeps_every_character_and_respects_the_limit(text: str) -> N
 
 
 # -- the webhook against a real hub ------------------------------------------------------------
-@pytest.fixture
-async def sms_tenant(hub_nobot: HubProcess, tenant_in: TenantFactory) -> AsyncIterator[dict[str, Any]]:
-    t = await tenant_in(hub_nobot)
-    number = f"+1500555{free_port() % 10000:04d}"
-    await own_number(hub_nobot.env["MONGODB_URI"], hub_nobot.env["HUB_DB_NAME"], t["tenant"]["_id"], number)
-    ctx = context_for(hub_nobot.env["MONGODB_URI"], hub_nobot.env["HUB_DB_NAME"])
-    t["number"], t["ctx"], t["url"] = number, ctx, f"{hub_nobot.url}/twilio/sms"
-    yield t
-    await ctx.db.close()
-
-
 async def test_inbound_sms_reaches_an_agent_whose_reply_goes_out_once(
     hub_nobot: HubProcess, twilio_double: TwilioDouble, sms_tenant: dict[str, Any]
 ) -> None:
