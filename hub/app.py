@@ -17,6 +17,12 @@ from pymongo.errors import PyMongoError
 from bot import actions
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
+from channels.email import api as email_api
+from channels.email import imap as email_imap
+from channels.email import inbound as email_inbound
+from channels.email import receiver as email_receiver
+from channels.email import relay as email_relay
+from channels.email.sender import SmtpEmailSender
 from channels.sms import relay as sms_relay
 from channels.sms import webhook as sms_webhook
 from channels.sms.sender import TwilioSmsSender
@@ -32,6 +38,7 @@ from dashboard import api as dashboard_api
 from dashboard import approvals_api as dashboard_approvals
 from dashboard import calls_api as dashboard_calls
 from dashboard import campaigns_api as dashboard_campaigns
+from dashboard import canned_api as dashboard_canned
 from dashboard import dnc_api as dashboard_dnc
 from dashboard import ivr_api as dashboard_ivr
 from dashboard import lists_api as dashboard_lists
@@ -112,12 +119,21 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         outbox.register(ctx, "sms", TwilioSmsSender())
         ctx.extra.setdefault("message_hooks", []).append(sms_relay.on_message)
         await sms_relay.resend_pending(ctx)
+        outbox.register(ctx, "email", SmtpEmailSender())
+        ctx.extra["message_hooks"].append(email_relay.on_message)
+        await email_relay.resend_pending(ctx)
+        await email_inbound.recover(ctx)
+        tasks.append(asyncio.create_task(email_imap.run(ctx), name="imap"))
+        smtp_port, smtp_host = email_receiver.configured_port(), email_receiver.configured_host()
+        smtp_server = await email_receiver.start(ctx, smtp_host, smtp_port) if smtp_port else None
         tasks.append(asyncio.create_task(outbox.run(ctx), name="outbox"))
         await ctx.bot.recover()
         log.info("hub ready on %s", settings.public_url)
         try:
             yield
         finally:
+            if smtp_server is not None:
+                smtp_server.close()
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -176,6 +192,8 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         twilio_media,
         twilio_outbound,
         sms_webhook,
+        email_api,
+        dashboard_canned,
         webrtc_call,
         webrtc_softphone,
         dashboard_calls,

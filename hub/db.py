@@ -20,6 +20,12 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("outbox", [("provider_id", ASCENDING)], {}),
     ("contacts", [("tenant_id", ASCENDING), ("channel", ASCENDING), ("customer_number", ASCENDING)], {}),
     ("tenants", [("sms_numbers", ASCENDING)], {}),
+    # email: tenants by support address, threading by Message-ID, customer's open email contact
+    ("tenants", [("email.address", ASCENDING)], {}),
+    ("messages", [("tenant_id", ASCENDING), ("data.message_id", ASCENDING)], {}),
+    ("messages", [("tenant_id", ASCENDING), ("email_message_id", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("channel", ASCENDING), ("customer_email", ASCENDING)], {}),
+    ("canned_responses", [("tenant_id", ASCENDING), ("title", ASCENDING)], {}),
     ("users", [("tenant_id", ASCENDING), ("email", ASCENDING)], {"unique": True}),
     ("agents", [("tenant_id", ASCENDING), ("state", ASCENDING), ("idle_since", ASCENDING)], {}),
     ("agents", [("state", ASCENDING), ("wrapup_until", ASCENDING)], {}),
