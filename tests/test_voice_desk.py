@@ -235,6 +235,15 @@ async def test_a_pause_in_the_agents_packets_does_not_silence_the_line(
     await ann.close()
 
 
+async def consult_in_progress(ann: Agent, bob: Agent, bob_id: str, contact_id: str) -> None:
+    """Ann answers the call and consults Bob, who accepts: the caller is on hold."""
+    await answer(ann, contact_id)
+    await bob.available()
+    consult = await ann.http.post(f"/api/calls/{contact_id}/consult", json={"agent_id": bob_id})
+    assert consult.status_code == 200, consult.text
+    await accept_invite(bob)
+
+
 async def test_consult_complete_then_conference(
     hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
 ) -> None:
@@ -247,13 +256,7 @@ async def test_consult_complete_then_conference(
     )
     contact_id = contact["_id"]
     try:
-        await answer(ann, contact_id)
-        await bob.available()
-        consult = await ann.http.post(
-            f"/api/calls/{contact_id}/consult", json={"agent_id": t["users"]["bob"]["_id"]}
-        )
-        assert consult.status_code == 200, consult.text
-        await accept_invite(bob)
+        await consult_in_progress(ann, bob, t["users"]["bob"]["_id"], contact_id)
         # the agents talk; the caller is held (music, neither agent)
         ann_hears, bob_hears, caller_hears = await asyncio.gather(
             ann_phone.level(BOB_HZ), bob_phone.level(ANN_HZ), caller_level(caller, ANN_HZ)
@@ -308,13 +311,7 @@ async def test_caller_hanging_up_during_a_consult_ends_both_legs(
     )
     contact_id = contact["_id"]
     try:
-        await answer(ann, contact_id)
-        await bob.available()
-        consult = await ann.http.post(
-            f"/api/calls/{contact_id}/consult", json={"agent_id": t["users"]["bob"]["_id"]}
-        )
-        assert consult.status_code == 200
-        await accept_invite(bob)
+        await consult_in_progress(ann, bob, t["users"]["bob"]["_id"], contact_id)
         assert (await presence(bob))["load"].get("voice") == 1
         hum.cancel()
         await caller.hang_up()
