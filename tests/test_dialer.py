@@ -59,6 +59,18 @@ async def campaign_with_targets(
     return campaign_id
 
 
+async def supervisor_and_agent(
+    hub: HubProcess, tenant_in: Any, admin: bool = False
+) -> tuple[dict[str, Any], Agent, Agent]:
+    """A fresh tenant with Sam (supervisor, `admin` too if asked) and Ann (agent), both signed in."""
+    roles = ["supervisor", "admin"] if admin else ["supervisor"]
+    t = await tenant_in(hub, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": roles})
+    sam, ann = Agent(hub.url, t["slug"], "sam@t.test"), Agent(hub.url, t["slug"], "ann@t.test")
+    await sam.login()
+    await ann.login()
+    return t, sam, ann
+
+
 async def pick_up(
     twilio_double: TwilioDouble, hub: HubProcess, sid: str, answered_by: str = "human"
 ) -> TwilioCaller:
@@ -92,12 +104,7 @@ async def attempts(mongo: EmbeddedDatabase, hub: HubProcess, campaign_id: str) -
 async def test_progressive_campaign_dials_within_the_rules_and_puts_callees_through(
     hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
 ) -> None:
-    t = await tenant_in(
-        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
-    )
-    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
-    await sam.login()
-    await ann.login()
+    t, sam, ann = await supervisor_and_agent(hub_nobot, tenant_in)
     ann_id = t["users"]["ann"]["_id"]
     good, blocked, busy = "+14155550101", "+14155550102", "+14155550103"
     cid = await campaign_with_targets(
@@ -157,12 +164,7 @@ async def test_progressive_campaign_dials_within_the_rules_and_puts_callees_thro
 async def test_busy_is_retried_later_and_an_answer_without_an_agent_is_abandoned(
     hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
 ) -> None:
-    t = await tenant_in(
-        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
-    )
-    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
-    await sam.login()
-    await ann.login()
+    t, sam, ann = await supervisor_and_agent(hub_nobot, tenant_in)
     numbers = ["+14155550111", "+14155550112"]
     cid = await campaign_with_targets(
         hub_nobot,
@@ -215,12 +217,7 @@ async def test_busy_is_retried_later_and_an_answer_without_an_agent_is_abandoned
 async def test_preview_agent_sees_the_record_confirms_a_grey_number_and_is_put_through(
     hub_nobot: HubProcess, mongo: EmbeddedDatabase, twilio_double: TwilioDouble, tenant_in
 ) -> None:
-    t = await tenant_in(
-        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor"]}
-    )
-    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
-    await sam.login()
-    await ann.login()
+    t, sam, ann = await supervisor_and_agent(hub_nobot, tenant_in)
     grey = "+14155550121"
     cid = await campaign_with_targets(hub_nobot, mongo, sam, t["tenant"]["_id"], [grey], type="preview")
     listed = await sam.http.post(
@@ -417,12 +414,7 @@ async def test_an_answering_machine_gets_the_campaigns_message_and_the_number_is
 
     from tests.desk_support import level_at, tone_pcm
 
-    t = await tenant_in(
-        hub_nobot, agents={"ann": ["general"], "sam": ["general"]}, roles={"sam": ["supervisor", "admin"]}
-    )
-    sam, ann = Agent(hub_nobot.url, t["slug"], "sam@t.test"), Agent(hub_nobot.url, t["slug"], "ann@t.test")
-    await sam.login()
-    await ann.login()
+    t, sam, ann = await supervisor_and_agent(hub_nobot, tenant_in, admin=True)
     message = io.BytesIO()
     with wave.open(message, "wb") as wav:
         wav.setnchannels(1)
