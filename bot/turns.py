@@ -13,6 +13,7 @@ import functools
 import logging
 from typing import Any
 
+from bot import questionnaire_turns
 from bot.actions import balance_text
 from bot.rasa_client import BotUnavailable
 from hub.contacts import append_message, get_contact, update_contact
@@ -69,6 +70,9 @@ class BotTurns:
         contact = await get_contact(self.ctx, message["contact_id"])
         if contact is None or contact["status"] != "bot":
             await self._mark(message, "skipped")
+            return
+        if await questionnaire_turns.answer(self.ctx, contact, message):  # an SMS survey's reply
+            await self._mark(message, "done")
             return
         try:
             replies = await self.ctx.rasa.send(contact["_id"], message["text"]) if self.ctx.rasa else None

@@ -4,6 +4,7 @@ Supervisors and admins submit a caller id (JSON, or multipart with `documents` f
 as proof the number is the tenant's); only admins approve or reject, a caller id or an
 uploaded prompt (the prompt routes sit under /api/ivr/prompts beside the upload API).
 Everything is filtered by the caller's tenant: another tenant's id is a 404.
+`GET /api/approvals` is the review queue the /approvals page shows: both kinds, pending first.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
 
+from bot.ivr import PROMPTS_BUCKET
 from dashboard.dnc_api import default_region
 from dashboard.ivr_api import public_prompt
+from dashboard.people import user_names
 from hub.auth import Principal, require_roles
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from routing.approvals import (
+    DOCUMENTS_BUCKET,
     MAX_DOCUMENT_BYTES,
     MAX_DOCUMENTS,
     STATUSES,
@@ -39,6 +43,8 @@ router = APIRouter(prefix="/api")
 SUBMITTER = require_roles("supervisor", "admin")
 ADMIN = require_roles("admin")
 _MULTIPART_SLACK = 64 * 1024
+# The review queue's order: what waits for a decision, then what was refused, then the rest.
+_QUEUE_ORDER = {"pending": 0, "rejected": 1, "approved": 2}
 
 
 class CallerIdBody(BaseModel):
@@ -116,6 +122,55 @@ async def list_all(
     if status is not None and status not in STATUSES:
         raise HTTPException(422, f"status must be one of {', '.join(STATUSES)}")
     return [public_caller_id(doc) for doc in await list_caller_ids(ctx, principal.tenant_id, status)]
+
+
+@router.get("/approvals")
+async def review_queue(
+    principal: Principal = SUBMITTER, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    """Caller ids (by number) and audio prompts (newest first), pending first, with the names of
+    who submitted and reviewed them; `can_review` says whether the caller may decide."""
+    tenant_id = principal.tenant_id
+    callers = await list_caller_ids(ctx, tenant_id)
+    files_cursor = ctx.db.db[f"{PROMPTS_BUCKET}.files"].find({"metadata.tenant_id": tenant_id})
+    files = [f async for f in files_cursor.sort("uploadDate", -1).limit(500)]
+    prompts = [
+        {**public_prompt(f), "uploaded_by": (f.get("metadata") or {}).get("uploaded_by")} for f in files
+    ]
+    people: list[str | None] = [c.get(k) for c in callers for k in ("submitted_by", "reviewed_by")]
+    people += [p["uploaded_by"] for p in prompts] + [p["approval"]["reviewed_by"] for p in prompts]
+    names = await user_names(ctx, tenant_id, people)
+    document_ids = [d for c in callers for d in c.get("documents") or []]
+    documents = ctx.db.db[f"{DOCUMENTS_BUCKET}.files"].find(
+        {"_id": {"$in": document_ids}, "metadata.tenant_id": tenant_id}, {"filename": 1}
+    )
+    filenames = {str(d["_id"]): str(d.get("filename") or "document") async for d in documents}
+
+    def name(user_id: str | None) -> str | None:
+        return names.get(user_id) if user_id else None
+
+    caller_views = [
+        {
+            **public_caller_id(c),
+            "submitted_by_name": name(c.get("submitted_by")),
+            "reviewed_by_name": name(c.get("reviewed_by")),
+            "document_files": [
+                {"id": str(d), "name": filenames.get(str(d), "document")} for d in c.get("documents") or []
+            ],
+        }
+        for c in callers
+    ]
+    prompt_views = [
+        {
+            **p,
+            "uploaded_by_name": name(p["uploaded_by"]),
+            "approval": {**p["approval"], "reviewed_by_name": name(p["approval"]["reviewed_by"])},
+        }
+        for p in prompts
+    ]
+    caller_views.sort(key=lambda c: _QUEUE_ORDER.get(c["status"], 3))  # stable: by number within
+    prompt_views.sort(key=lambda p: _QUEUE_ORDER.get(p["approval"]["status"], 3))
+    return {"caller_ids": caller_views, "prompts": prompt_views, "can_review": principal.has_any("admin")}
 
 
 @router.get("/caller-ids/{caller_id}/documents/{file_id}")

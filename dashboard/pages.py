@@ -96,6 +96,18 @@ async def lists_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Re
     return await _supervisor_page(request, ctx, "lists.html")
 
 
+@router.get("/dnc")
+async def dnc_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Do-not-contact lists: entries, filters, add, remove, bulk import, opt-outs."""
+    return await _supervisor_page(request, ctx, "dnc.html")
+
+
+@router.get("/approvals")
+async def approvals_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Caller ids and audio prompts for outbound use: submit, and (admins) approve or reject."""
+    return await _supervisor_page(request, ctx, "approvals.html")
+
+
 @router.get("/questionnaires")
 async def questionnaires_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """The questionnaire designer: questions, options, branching, previews and statistics."""

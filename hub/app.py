@@ -18,11 +18,14 @@ from bot import actions
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
 from channels.email import api as email_api
+from channels.email import campaign as email_campaign
 from channels.email import imap as email_imap
 from channels.email import inbound as email_inbound
 from channels.email import receiver as email_receiver
 from channels.email import relay as email_relay
+from channels.email import unsubscribe as email_unsubscribe
 from channels.email.sender import SmtpEmailSender
+from channels.sms import campaign as sms_campaign
 from channels.sms import relay as sms_relay
 from channels.sms import webhook as sms_webhook
 from channels.sms.sender import TwilioSmsSender
@@ -107,7 +110,8 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             ctx,
             place=twilio_outbound.place_call,
             hang_up=lambda call_sid: twilio_outbound.hang_up(ctx, call_sid),
-            send_text=sms_relay.send_sms,
+            send_text=sms_campaign.send_campaign_text,
+            send_mail=email_campaign.send_campaign_mail,
         )
         dialer.install()
         ctx.extra["dialer"] = dialer
@@ -193,6 +197,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         twilio_outbound,
         sms_webhook,
         email_api,
+        email_unsubscribe,
         dashboard_canned,
         webrtc_call,
         webrtc_softphone,

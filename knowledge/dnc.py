@@ -5,6 +5,9 @@ adding a number again refreshes its reason and keeps the *longer* expiry (an opt
 never shortened by a later import). Black and red are never dialled; grey asks an agent
 to confirm. Expired entries are kept for the record but ignored.
 
+Entries are keyed by phone number (E.164) or, for email campaigns, by the lower-case mail
+address (`normalise_address`).
+
 An opt-out (a key press on a robot call, STOP by SMS, an email unsubscribe link, an
 agent's click) takes effect at once: a black entry, and the number's pending targets in
 every campaign of the tenant are skipped. The dialer still checks the lists before each
@@ -21,9 +24,11 @@ from typing import Any
 import phonenumbers
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from hub.auth import decode_token, issue_token
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, new_id, utcnow
+from knowledge.customers import InvalidContactDetail, normalise_email
 
 LISTS = ("black", "red", "grey")
 SOURCES = ("manual", "import", "opt_out_key", "sms_stop", "email_unsubscribe", "agent")
@@ -44,6 +49,18 @@ def _aware(value: datetime) -> datetime:
 
 def _utc(value: datetime | None) -> datetime | None:
     return None if value is None else _aware(value)
+
+
+def normalise_address(value: str, default_region: str | None = "US") -> str:
+    """A list entry's key: E.164 for a phone number, the lower-case address for an email
+    (email campaigns and their unsubscribe links use the same lists)."""
+    text = str(value or "").strip()
+    if "@" in text:
+        try:
+            return normalise_email(text)
+        except InvalidContactDetail as exc:
+            raise DncError(f"{text!r} is not a valid email address") from exc
+    return normalise_number(text, default_region)
 
 
 def normalise_number(value: str, default_region: str | None = "US") -> str:
@@ -134,7 +151,7 @@ async def add_entry(
         raise DncError(f"list must be one of {', '.join(LISTS)}")
     if source not in SOURCES:
         raise DncError(f"source must be one of {', '.join(SOURCES)}")
-    e164 = normalise_number(number, default_region)
+    e164 = normalise_address(number, default_region)
     expires_at = _utc(expires_at)
     now = utcnow()
     fields: Doc = {
@@ -262,6 +279,34 @@ async def opt_out(
     return OptOut(entry=entry, targets_skipped=result.modified_count)
 
 
+UNSUBSCRIBE_TOKEN = "unsubscribe"
+UNSUBSCRIBE_TTL_S = 400 * 24 * 3600  # a campaign mail's link works for more than a year
+
+
+def unsubscribe_link(ctx: AppContext, tenant_id: str, address: str, campaign_id: str | None) -> str:
+    """The signed link a campaign mail carries (served by channels/email/unsubscribe.py).
+
+    Signed rather than looked up so that a link works without a stored row and cannot be
+    altered to opt out someone else."""
+    token = issue_token(
+        ctx.settings.secret, UNSUBSCRIBE_TOKEN, address, tenant_id, UNSUBSCRIBE_TTL_S, cid=campaign_id
+    )
+    return f"{ctx.settings.public_url}/u/{token}"
+
+
+@dataclass(frozen=True)
+class UnsubscribeGrant:
+    tenant_id: str
+    address: str
+    campaign_id: str | None
+
+
+def read_unsubscribe_token(secret: str, token: str) -> UnsubscribeGrant:
+    """The grant of an unsubscribe link; `hub.auth.AuthError` when it is forged or expired."""
+    payload = decode_token(secret, token, UNSUBSCRIBE_TOKEN)
+    return UnsubscribeGrant(str(payload["tid"]), str(payload["sub"]), payload.get("cid"))
+
+
 @dataclass(frozen=True)
 class BulkAdd:
     added: int
@@ -290,7 +335,7 @@ async def add_entries(
     valid: set[str] = set()
     for raw in numbers:
         try:
-            valid.add(normalise_number(raw, default_region))
+            valid.add(normalise_address(raw, default_region))
         except DncError as exc:
             invalid.append((str(raw), str(exc)))
     expires_at = _utc(expires_at)

@@ -166,7 +166,7 @@ class Campaign(BaseModel):
         needs: dict[str, list[str]] = {
             "robot": ["flow_id or questionnaire_id"] if not (self.flow_id or self.questionnaire_id) else [],
             "broadcast": ["prompt_id"] if not self.prompt_id else [],
-            "sms": ["sms_text"] if not self.sms_text else [],
+            "sms": ["sms_text or questionnaire_id"] if not (self.sms_text or self.questionnaire_id) else [],
             "email": [f for f in ("email_subject", "email_body") if not getattr(self, f)],
         }
         missing = needs.get(self.type, [])
@@ -281,7 +281,7 @@ async def approval_problem(ctx: AppContext, campaign: Doc) -> str | None:
     when it starts and again before each call, so a revoked approval stops it at once."""
     from routing.approvals import approved_caller_id, approved_prompt
 
-    if campaign["type"] not in VOICE_TYPES:
+    if campaign["type"] not in (*VOICE_TYPES, "sms"):  # an SMS sender number is a caller id too
         return None
     if not campaign.get("caller_id"):
         return "set an approved caller id first"

@@ -186,7 +186,10 @@ def _number_zones(number: str) -> tuple[str, ...] | None:
 
 
 def recipient_zones(number: str, fallback_timezone: str = "UTC") -> tuple[ZoneInfo, ...] | None:
-    """Every zone the recipient may be in; None for an invalid number."""
+    """Every zone the recipient may be in; None for an invalid number. A mail address (an
+    email campaign's target) says nothing about where its reader is: the fallback zone."""
+    if "@" in number:
+        return (_zone(fallback_timezone),)
     names = _number_zones(number)
     if names is None:
         return None

@@ -37,27 +37,31 @@ from routing.campaigns import AGENT_TYPES, Campaign, approval_problem, next_atte
 from routing.compliance import CallingRules, Decision, check, may_dial_many
 from routing.pacing import PacingStats, calls_to_place, censored_mean, policy_for_campaign
 from routing.presence import tenant_routing
+from routing.text_campaigns import TEXT_TYPES, SendMail, SendText, TextCampaigns
 
 log = logging.getLogger(__name__)
 
 PlaceCall = Callable[..., Awaitable[str]]
 HangUp = Callable[[str], Awaitable[None]]
-SendText = Callable[..., Awaitable[Any]]  # channels/sms/relay.py send_sms (queued in the outbox)
-TEXTS_PER_TICK = 50  # SMS campaigns: messages queued per campaign per second
 ABANDON_AFTER_S = 2.0  # answered by a person and no agent within this: an abandoned call
 IN_FLIGHT_STALE_S = 300.0  # an attempt with no final status after this no longer holds a line
-DIALLED_TYPES = ("progressive", "predictive", "robot", "broadcast", "sms")
+DIALLED_TYPES = ("progressive", "predictive", "robot", "broadcast", *TEXT_TYPES)
 AGENT_WAIT_POLL_S = 0.1
 
 
 class Dialer:
     def __init__(
-        self, ctx: AppContext, place: PlaceCall, hang_up: HangUp, send_text: SendText | None = None
+        self,
+        ctx: AppContext,
+        place: PlaceCall,
+        hang_up: HangUp,
+        send_text: SendText | None = None,
+        send_mail: SendMail | None = None,
     ) -> None:
         self.ctx = ctx
         self.place = place
         self.hang_up = hang_up
-        self.send_text = send_text
+        self.texts = TextCampaigns(ctx, send_text, send_mail, self._hold_back, self._complete)
         self._last_placed: dict[str, datetime] = {}
         self._watchers: set[asyncio.Task[None]] = set()
 
@@ -105,8 +109,8 @@ class Dialer:
         if problem:  # an approval was withdrawn while the campaign ran: stop dialling it
             await self._pause(doc, problem)
             return 0
-        if campaign.type == "sms":
-            return await self._text_tick(doc, campaign, now)
+        if campaign.type in TEXT_TYPES:
+            return await self.texts.tick(doc, campaign, now)
         callbacks = await self._callbacks(campaign, now)
         budget = await self._budget(campaign, now)
         if budget <= 0:
@@ -136,64 +140,6 @@ class Dialer:
         if placed:
             self._last_placed[campaign.id] = now
         return placed + callbacks
-
-    async def _text_tick(self, doc: Doc, campaign: Campaign, now: datetime) -> int:
-        """An SMS campaign: the due targets' texts go to the outbox (which sends them exactly
-        once), under the same dial-time rules as calls; `{name}` and the list's fields fill in."""
-        if self.send_text is None or not campaign.sms_text or not campaign.caller_id:
-            return 0
-        targets = await self._due(campaign, now, limit=TEXTS_PER_TICK)
-        if not targets:
-            if not await self.ctx.db.campaign_targets.find_one(
-                {"campaign_id": campaign.id, "status": {"$in": ["pending", "dialing"]}}, {"_id": 1}
-            ):
-                await self._complete(doc, "every target was texted")
-            return 0
-        rules = CallingRules.of_campaign(doc)
-        decisions = await may_dial_many(
-            self.ctx, campaign.tenant_id, rules, [t["number"] for t in targets], now
-        )
-        sent = 0
-        for target in targets:
-            decision = decisions[target["number"]]
-            if not decision.allowed:
-                await self._hold_back(target, decision)
-                continue
-            claimed = await update_then_read(
-                self.ctx.db.campaign_targets,
-                {"_id": target["_id"], "status": "pending"},
-                {"$set": {"status": "dialing", "dialing_since": now}, "$inc": {"attempts": 1}},
-            )
-            if claimed is None:
-                continue
-            await self.send_text(
-                self.ctx,
-                tenant_id=campaign.tenant_id,
-                to=target["number"],
-                from_=campaign.caller_id,
-                body=_fill(campaign.sms_text, target),
-                key=f"campaign:{campaign.id}:{target['_id']}",
-            )
-            await self.ctx.db.dial_attempts.insert_one(
-                {
-                    "_id": new_id(),
-                    "tenant_id": campaign.tenant_id,
-                    "campaign_id": campaign.id,
-                    "target_id": target["_id"],
-                    "number": target["number"],
-                    "channel": "sms",
-                    "placed_at": now,
-                    "answered_at": None,
-                    "ended_at": now,
-                    "outcome": "sent",
-                }
-            )
-            await self.ctx.db.campaign_targets.update_one(
-                {"_id": target["_id"], "status": "dialing"},
-                {"$set": {"status": "done", "last_outcome": "sent"}},
-            )
-            sent += 1
-        return sent
 
     async def _callbacks(self, campaign: Campaign, now: datetime) -> int:
         """Callbacks agents booked: dialled at the agreed time for that same agent, once the
@@ -653,23 +599,6 @@ class Dialer:
                 f"tenant:{doc['tenant_id']}",
                 {"type": "campaign", "campaign": {"id": doc["_id"], "state": "completed"}},
             )
-
-
-def _fill(template: str, target: Doc) -> str:
-    """The campaign text with `{name}` and the target's list fields; unknown names stay as written."""
-    values = {
-        **{str(k): str(v) for k, v in (target.get("fields") or {}).items()},
-        "name": target.get("name") or "",
-    }
-
-    class Keep(dict[str, str]):
-        def __missing__(self, key: str) -> str:
-            return "{" + key + "}"
-
-    try:
-        return template.format_map(Keep(values))
-    except (ValueError, IndexError):  # a stray brace in the text: send it as written
-        return template
 
 
 def _aware(value: datetime) -> datetime:

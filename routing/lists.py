@@ -33,7 +33,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import phonenumbers
 from phonenumbers import NumberParseException, ValidationResult
@@ -42,6 +42,7 @@ from pymongo.errors import BulkWriteError
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import new_id, utcnow
+from knowledge.customers import InvalidContactDetail, normalise_email
 
 DEFAULT_CAP = 50_000
 DEFAULT_REGION = "US"
@@ -71,12 +72,15 @@ NUMBER_HEADERS = (
     "手机号码",
     "联系电话",
 )
+# An email campaign's list is keyed by the address instead (docs/outbound.md "Email campaigns").
+EMAIL_HEADERS = ("email", "emailaddress", "mail", "e-mail", "邮箱", "电子邮件", "电子邮箱", "邮件地址")
 NAME_HEADERS = ("name", "fullname", "contactname", "customer", "姓名", "名字", "客户", "客户名称", "联系人")
 FORMATS = {".txt": "txt", ".csv": "csv", ".tsv": "csv", ".xlsx": "xlsx", ".xlsm": "xlsx"}
 _LETTERS = re.compile(r"[^\W\d_]")
 _EXTENSION = re.compile(r"\s*(?:ext\.?|x|#)\s*\d+\s*$", re.IGNORECASE)
 
 Progress = Callable[[int, int], Awaitable[None] | None]
+KeyKind = Literal["number", "email"]  # what identifies a target: a phone number or a mail address
 
 
 class ListImportError(ValueError):
@@ -173,6 +177,16 @@ def normalise_number(value: Any, region: str) -> tuple[str, str | None]:
     return e164, phonenumbers.region_code_for_number(parsed)
 
 
+def normalise_key(value: Any, region: str, kind: KeyKind) -> tuple[str, str | None]:
+    """A row's target key: an E.164 number (and its region), or a lower-case mail address."""
+    if kind == "number":
+        return normalise_number(value, region)
+    try:
+        return normalise_email(str(value or "")), None
+    except InvalidContactDetail as exc:
+        raise InvalidNumber("not an email address") from exc
+
+
 def check_region(region: str | None) -> str:
     """An upper-case region code phonenumbers knows (US, GB, CN, ...)."""
     code = (region or "").strip().upper()
@@ -226,6 +240,10 @@ def _looks_like_number(value: Any) -> bool:
     return len(re.sub(r"\D", "", str(value or ""))) >= 6 and not _LETTERS.search(str(value))
 
 
+def _looks_like_key(value: Any, kind: KeyKind) -> bool:
+    return "@" in str(value or "") if kind == "email" else _looks_like_number(value)
+
+
 @dataclass
 class _Layout:
     """Which cells of a tabular row hold the number, the name and the other fields."""
@@ -250,7 +268,7 @@ class _Layout:
         return RawRow(line, value, text_name, fields)
 
 
-def _layout(headers: list[Any], column: str | None) -> tuple[_Layout, bool]:
+def _layout(headers: list[Any], column: str | None, kind: KeyKind = "number") -> tuple[_Layout, bool]:
     """The layout from the header row, and whether that row is data after all.
 
     A one-column file without a recognised header is a plain list of numbers whose first
@@ -265,17 +283,18 @@ def _layout(headers: list[Any], column: str | None) -> tuple[_Layout, bool]:
             raise ListFormatError(f"no column {column!r} in the header row (columns: {shown})")
         number = keys.index(_header_key(column))
     else:
-        found = _pick(texts, NUMBER_HEADERS)
+        found = _pick(texts, EMAIL_HEADERS if kind == "email" else NUMBER_HEADERS)
         if found is None:
             filled = [i for i, t in enumerate(texts) if t]
             if len(filled) == 1 or len(texts) == 1:
                 index = filled[0] if filled else 0
-                first_is_data = _looks_like_number(headers[index])
+                first_is_data = _looks_like_key(headers[index], kind)
                 label = f"column {index + 1}" if first_is_data else texts[index]
                 return _Layout(index, None, names, label), first_is_data
             shown = ", ".join(t for t in texts if t) or "none"
+            what = "email address" if kind == "email" else "number"
             raise ListFormatError(
-                f"no number column found (columns: {shown}); name one with --column / column="
+                f"no {what} column found (columns: {shown}); name one with --column / column="
             )
         number = found
     name = _pick([t if i != number else "" for i, t in enumerate(texts)], NAME_HEADERS)
@@ -346,7 +365,7 @@ def _dialect(sample: str) -> type[csv.Dialect] | csv.Dialect:
         return csv.excel
 
 
-def _read_csv(source: Path | bytes, column: str | None) -> ListSource:
+def _read_csv(source: Path | bytes, column: str | None, kind: KeyKind) -> ListSource:
     dialect: list[type[csv.Dialect] | csv.Dialect] = []
 
     def count(text: IO[str]) -> int:
@@ -367,7 +386,7 @@ def _read_csv(source: Path | bytes, column: str | None) -> ListSource:
         handle.close()
         return ListSource("csv", iter(()), 0)
     try:
-        layout, header_is_data = _layout(header, column)
+        layout, header_is_data = _layout(header, column, kind)
     except ListFormatError:
         handle.close()
         raise
@@ -389,7 +408,7 @@ def _read_csv(source: Path | bytes, column: str | None) -> ListSource:
     return ListSource("csv", rows(), total - (0 if header_is_data else 1), layout.column, handle.close)
 
 
-def _read_xlsx(source: Path | bytes, column: str | None, sheet: str | None) -> ListSource:
+def _read_xlsx(source: Path | bytes, column: str | None, sheet: str | None, kind: KeyKind) -> ListSource:
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
@@ -422,7 +441,7 @@ def _read_xlsx(source: Path | bytes, column: str | None, sheet: str | None) -> L
         if header is None:
             workbook.close()
             return ListSource("xlsx", iter(()), 0)
-        layout, header_is_data = _layout(list(header), column)
+        layout, header_is_data = _layout(list(header), column, kind)
     except ListFormatError:
         workbook.close()
         raise
@@ -458,16 +477,24 @@ def list_format(filename: str) -> str:
 
 
 def open_list(
-    source: Path | bytes, filename: str, *, column: str | None = None, sheet: str | None = None
+    source: Path | bytes,
+    filename: str,
+    *,
+    column: str | None = None,
+    sheet: str | None = None,
+    kind: KeyKind = "number",
 ) -> ListSource:
-    """Open a list for streaming (counts its rows first). Close the result when done."""
-    kind = list_format(filename)
+    """Open a list for streaming (counts its rows first). Close the result when done.
+
+    `kind` says which column keys the rows: the phone number, or (email campaigns) the
+    address."""
+    file_format = list_format(filename)
     try:
-        if kind == "txt":
+        if file_format == "txt":
             return _read_txt(source)
-        if kind == "csv":
-            return _read_csv(source, column)
-        return _read_xlsx(source, column, sheet)
+        if file_format == "csv":
+            return _read_csv(source, column, kind)
+        return _read_xlsx(source, column, sheet, kind)
     except OSError as exc:
         raise ListFormatError(f"cannot read {filename}: {exc.strerror or exc}") from exc
 
@@ -483,6 +510,7 @@ class ImportReport:
     format: str = ""
     column: str | None = None
     region: str = DEFAULT_REGION
+    kind: KeyKind = "number"
     cap: int = DEFAULT_CAP
     total_rows: int = 0
     imported: int = 0
@@ -504,6 +532,7 @@ class ImportReport:
             "format": self.format,
             "column": self.column,
             "region": self.region,
+            "kind": self.kind,
             "cap": self.cap,
             "total_rows": self.total_rows,
             "imported": self.imported,
@@ -563,7 +592,7 @@ async def import_targets(
     them as duplicates).
     """
     campaign = await ctx.db.campaigns.find_one(
-        {"_id": campaign_id, "tenant_id": tenant_id}, {"default_region": 1}
+        {"_id": campaign_id, "tenant_id": tenant_id}, {"default_region": 1, "type": 1}
     )
     if campaign is None:
         raise ListImportError(f"no campaign {campaign_id!r} in this tenant")
@@ -573,7 +602,9 @@ async def import_targets(
     if limit < 0:
         raise ListImportError("the cap must be 0 or more rows")
     report = ImportReport(import_id or new_id(), region=region, cap=limit)
-    opened = await asyncio.to_thread(open_list, source, filename, column=column, sheet=sheet)
+    kind: KeyKind = "email" if campaign.get("type") == "email" else "number"
+    report.kind = kind
+    opened = await asyncio.to_thread(open_list, source, filename, column=column, sheet=sheet, kind=kind)
     report.format, report.column = opened.format, opened.column
     seen: set[str] = set()
     try:
@@ -603,7 +634,7 @@ async def _import_batch(
     for row in batch:
         report.total_rows += 1
         try:
-            number, region = normalise_number(row.value, report.region)
+            number, region = normalise_key(row.value, report.region, report.kind)
         except InvalidNumber as exc:
             report.add_invalid(row.line, row.value, str(exc))
             continue

@@ -29,7 +29,8 @@ def text_to_html(text: str) -> str:
 
 
 def build(row: Doc) -> EmailMessage:
-    """The MIME message for an outbox row (`meta`: from, subject, message_id, in_reply_to, references)."""
+    """The MIME message for an outbox row (`meta`: from, subject, message_id, in_reply_to,
+    references, html, headers — extra headers such as List-Unsubscribe)."""
     meta = row.get("meta") or {}
     message = EmailMessage()
     message["From"] = meta["from"]
@@ -41,6 +42,8 @@ def build(row: Doc) -> EmailMessage:
         message["In-Reply-To"] = meta["in_reply_to"]
     if meta.get("references"):
         message["References"] = " ".join(meta["references"])
+    for name, value in (meta.get("headers") or {}).items():
+        message[name] = value
     message.set_content(row["body"])
     message.add_alternative(meta.get("html") or text_to_html(row["body"]), subtype="html")
     return message

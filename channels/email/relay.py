@@ -36,6 +36,7 @@ async def send_email(
     in_reply_to: str | None = None,
     references: list[str] | None = None,
     html: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Doc:
     """Queue one mail (once per `key`); returns the outbox row. Its Message-ID comes from `key`."""
     refs = list(references or [])
@@ -56,6 +57,7 @@ async def send_email(
             "in_reply_to": in_reply_to,
             "references": refs[-MAX_REFERENCES:],
             "html": html,
+            "headers": headers or {},
         },
     )
 
@@ -64,6 +66,8 @@ async def on_message(ctx: AppContext, contact: Doc, message: Doc) -> None:
     """A bot / agent message in an email contact is mailed to the customer, threaded."""
     if contact.get("channel") != "email" or message.get("author") not in OUTGOING_AUTHORS:
         return
+    if (message.get("data") or {}).get("outbox_key"):
+        return  # queued by whoever wrote it (a campaign mail, channels/email/campaign.py)
     if not contact.get("customer_email"):
         return
     tenant = await ctx.db.tenants.find_one({"_id": contact["tenant_id"]}, {"email": 1})
@@ -101,6 +105,7 @@ async def resend_pending(ctx: AppContext) -> int:
                 "author": {"$in": list(OUTGOING_AUTHORS)},
                 "created_at": {"$gte": since},
                 "email_message_id": None,
+                "data.outbox_key": None,
             }
         )
         async for message in messages:

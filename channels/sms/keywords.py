@@ -1,7 +1,8 @@
 """STOP / START / HELP: carrier-mandated keywords, handled by the hub and never sent to the bot.
 
 STOP black-lists the number (`knowledge.dnc.opt_out`, source "sms_stop") and sets
-`sms_opt_out` on the customer profile; START lifts both; HELP answers `HELP_TEXT`.
+`sms_opt_out` on the customer profile; START lifts both (from an opted-out number only:
+otherwise "yes" is an ordinary reply, e.g. to an SMS questionnaire); HELP answers `HELP_TEXT`.
 """
 
 from __future__ import annotations

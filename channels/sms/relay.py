@@ -63,6 +63,8 @@ async def on_message(ctx: AppContext, contact: Doc, message: Doc) -> None:
         return
     if not contact.get("customer_number") or not contact.get("sms_number"):
         return
+    if (message.get("data") or {}).get("outbox_key"):
+        return  # queued by whoever wrote it (a campaign text, routing/dialer.py)
     await send_sms(
         ctx,
         tenant_id=contact["tenant_id"],
@@ -90,6 +92,7 @@ async def resend_pending(ctx: AppContext) -> int:
                 "author": {"$in": list(OUTGOING_AUTHORS)},
                 "created_at": {"$gte": since},
                 "segments": None,
+                "data.outbox_key": None,
             }
         )
         async for message in messages:

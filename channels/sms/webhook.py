@@ -86,6 +86,8 @@ async def inbound_sms(request: Request, ctx: AppContext = Depends(get_ctx)) -> R
     customer = await find_or_create_customer(ctx, tenant_id, phone=number)
     text = body.strip()[:MAX_INBOUND_CHARS]
     keyword = keyword_of(text)
+    if keyword == "start" and not customer.get("sms_opt_out"):
+        keyword = None  # "yes" from someone who never opted out is an answer (a survey), not START
     if keyword is not None:
         await _keyword(ctx, tenant_id, customer, number, to, keyword, sid)
         return empty_twiml()
