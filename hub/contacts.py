@@ -185,4 +185,5 @@ def public_contact(contact: Doc) -> dict[str, Any]:
         "closed_at": iso(contact.get("closed_at")),
         "disposition": contact.get("disposition"),
         "note": contact.get("note"),
+        "previous_contact_id": contact.get("previous_contact_id"),  # a follow-up of a closed contact
     }

@@ -2,9 +2,10 @@
 
 One path for every way mail arrives (the SMTP receiver, IMAP). A mail is threaded into the
 contact of the message it answers (In-Reply-To, then References, over our own and the
-customer's Message-IDs), else into the sender's open email contact, else a new one. The mail
-is stored before the bot or an agent hears of it; a repeated Message-ID is stored once.
-The bot answers when the knowledge base covers the question (the same confidence the chat
+customer's Message-IDs), else into the sender's open email contact, else a new one; a reply
+into a closed contact opens a new one linked to it (`previous_contact_id`). The mail is
+stored before the bot or an agent hears of it; a repeated Message-ID is stored once. The bot
+answers when the knowledge base covers the question (the same confidence the chat
 bot uses, `knowledge.kb.CONFIDENT`), otherwise the contact goes to the router.
 """
 
@@ -50,6 +51,10 @@ async def _tenant_for(ctx: AppContext, mail: ParsedMail, recipients: list[str]) 
 
 
 async def _thread(ctx: AppContext, tenant_id: str, mail: ParsedMail, customer: Doc, ours: str) -> Doc:
+    """The contact this mail belongs to. A reply into a closed contact opens a new one linked to
+    it (`previous_contact_id`): the closed contact keeps its wrap-up, and the follow-up is routed
+    and shown with the earlier thread in the customer's timeline."""
+    previous: Doc | None = None
     ids = mail.thread_ids()
     if ids:
         earlier = await ctx.db.messages.find_one(
@@ -60,22 +65,33 @@ async def _thread(ctx: AppContext, tenant_id: str, mail: ParsedMail, customer: D
             sort=[("created_at", -1)],
         )
         if earlier is not None:
-            contact = await ctx.db.contacts.find_one(
-                {"_id": earlier["contact_id"], "status": {"$in": list(OPEN_STATUSES)}}
-            )
-            if contact is not None:
+            contact = await ctx.db.contacts.find_one({"_id": earlier["contact_id"], "tenant_id": tenant_id})
+            if contact is not None and contact["status"] in OPEN_STATUSES:
                 return contact
-    contact = await ctx.db.contacts.find_one(
-        {
-            "tenant_id": tenant_id,
-            "channel": "email",
-            "customer_email": mail.sender,
-            "status": {"$in": list(OPEN_STATUSES)},
-        },
-        sort=[("opened_at", -1)],
-    )
-    if contact is not None:
-        return contact
+            if contact is not None:
+                previous = contact
+                follow_up = await ctx.db.contacts.find_one(
+                    {
+                        "tenant_id": tenant_id,
+                        "previous_contact_id": contact["_id"],
+                        "status": {"$in": list(OPEN_STATUSES)},
+                    },
+                    sort=[("opened_at", -1)],
+                )
+                if follow_up is not None:  # a second reply into the same closed thread
+                    return follow_up
+    if previous is None:
+        contact = await ctx.db.contacts.find_one(
+            {
+                "tenant_id": tenant_id,
+                "channel": "email",
+                "customer_email": mail.sender,
+                "status": {"$in": list(OPEN_STATUSES)},
+            },
+            sort=[("opened_at", -1)],
+        )
+        if contact is not None:
+            return contact
     return await open_contact(
         ctx,
         tenant_id,
@@ -86,6 +102,9 @@ async def _thread(ctx: AppContext, tenant_id: str, mail: ParsedMail, customer: D
             "email_address": ours,
             "email_subject": mail.subject or None,
             "direction": "inbound",
+            "previous_contact_id": previous["_id"] if previous is not None else None,
+            # the follow-up answers in the customer's thread from its first reply on
+            "email_references": list((previous or {}).get("email_references") or [])[-MAX_REFERENCES:],
         },
     )
 
@@ -125,6 +144,9 @@ async def receive(ctx: AppContext, raw: bytes, recipients: list[str] | None = No
         data={
             "message_id": client_id,
             "subject": mail.subject,
+            "from": mail.sender,
+            "to": mail.recipients,
+            "date": mail.date,
             "html": mail.html,
             "attachments": stored,
             "refused_attachments": [r.__dict__ for r in refused],

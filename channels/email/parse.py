@@ -39,6 +39,7 @@ class ParsedMail:
     html: str | None
     attachments: list[Attachment] = field(default_factory=list)
     note: str | None = None
+    date: str | None = None  # the Date header as written (the agent sees when it was sent)
 
     def thread_ids(self) -> list[str]:
         """Ids this mail answers, most specific first."""
@@ -60,6 +61,23 @@ def strip_quoted(text: str) -> str:
         if not line.lstrip().startswith(">"):
             kept.append(line)
     return "\n".join(kept).strip()
+
+
+def quote_blocks(text: str) -> list[tuple[bool, str]]:
+    """The text in runs of (quoted, text), by the rules of `strip_quoted`, so the agent desk can
+    collapse what the customer quoted and show what they wrote."""
+    blocks: list[tuple[bool, list[str]]] = []
+    rest_quoted = False
+    for line in text.splitlines():
+        if re.match(r"^On .+wrote:\s*$", line.strip()):
+            rest_quoted = True
+        quoted = rest_quoted or line.lstrip().startswith(">")
+        if blocks and (blocks[-1][0] == quoted or not line.strip()):  # blank lines join the run
+            blocks[-1][1].append(line)
+        else:
+            blocks.append((quoted, [line]))
+    joined = [(quoted, "\n".join(lines).strip("\n")) for quoted, lines in blocks]
+    return [(quoted, body) for quoted, body in joined if body.strip()]
 
 
 def _header(message: EmailMessage, name: str) -> str:
@@ -107,6 +125,7 @@ def parse(raw: bytes) -> ParsedMail:
         references=_MSGID.findall(_header(message, "References")),
         text="",
         html=None,
+        date=_header(message, "Date").strip() or None,
     )
     try:
         text, markup = _body(message)

@@ -507,6 +507,7 @@
     }
     dom.title.textContent = names.get(c.id) || "Visitor";
     var parts = [c.channel, c.skill && ("skill " + c.skill), humanize(c.intent || c.reason), humanize(c.status)];
+    if (c.previous_contact_id) parts.push("follow-up of an earlier contact");
     if (c.opened_at) parts.push("opened " + fmtDateTime(c.opened_at));
     dom.meta.textContent = parts.filter(Boolean).join(" · ");
     var closed = c.status === "closed";
@@ -803,6 +804,16 @@
       item.appendChild(top);
       var by = [h.agent_name && ("by " + h.agent_name), h.status && humanize(h.status)].filter(Boolean).join(" · ");
       if (by) item.appendChild(el("div", "history-meta", by));
+      // an email follow-up (a reply into a closed thread) links to the contact it continues
+      var earlier = h.previous_contact_id && items.find(function (x) { return x.id === h.previous_contact_id; });
+      if (h.previous_contact_id) {
+        item.appendChild(el("div", "history-meta history-follow-up", "Follow-up of the " +
+          (earlier ? fmtDateTime(earlier.opened_at) + " " : "") + "thread"));
+      }
+      if (current && current.contact && current.contact.previous_contact_id === h.id) {
+        item.classList.add("history-continued");
+        item.appendChild(el("div", "history-meta history-continued-note", "Continued by this conversation"));
+      }
       if (h.note) item.appendChild(el("div", "history-note", h.note));
       var details = el("details", "history-transcript");
       details.appendChild(el("summary", null, "Transcript"));
@@ -1328,8 +1339,11 @@
   // For tests and debugging.
   window.AgentDesk = {
     state: function () {
+      var sel = current && current.contact && current.contact.id === selectedId ? current.contact : null;
       return { me: me, selected: selectedId, offers: Array.from(offers.keys()), assigned: Array.from(assigned.keys()),
-        socket: !!(ws && ws.readyState === 1) };
+        socket: !!(ws && ws.readyState === 1),
+        // the selected contact's channel and status, for the email view and reply tools (mailview.js, replytools.js)
+        channel: sel ? sel.channel : null, status: sel ? sel.status : null };
     },
     refresh: refreshContacts,
   };
