@@ -6,7 +6,7 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha256sum | cut -c1-12)
-APT_PACKAGES := chromium espeak-ng
+APT_PACKAGES := chromium espeak-ng dovecot-imapd
 export RASA_TELEMETRY_ENABLED := false
 
 .PHONY: run test lint system-packages venv rasa clean
