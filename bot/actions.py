@@ -16,12 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import JSONResponse
 
+from bot.faq_answers import answer_with, event_channel
 from hub.contacts import get_contact, update_contact
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import new_id, utcnow
 from knowledge.customers import get_customer
-from knowledge.kb import CONFIDENT, search
+from knowledge.search import confident, search
+from knowledge.usage import record_search
 from routing.assignment import skill_for_intent
 
 router = APIRouter()
@@ -142,12 +144,16 @@ def balance_text(customer: Doc) -> str:
 
 
 async def action_answer_faq(ctx: AppContext, contact: Doc, tracker: dict[str, Any]) -> Response:
+    """Answer from the tenant's published knowledge base when confident (then ask whether it
+    helped, bot/faq_answers.py); otherwise the question is a content gap and an agent takes it."""
     _, text = _latest(tracker)
-    hits = await search(ctx, contact["tenant_id"], text, limit=1)
-    if hits and hits[0].coverage >= CONFIDENT:
+    hits = await search(ctx, contact["tenant_id"], text, statuses=("published",), limit=1)
+    channel = event_channel(contact)
+    await record_search(ctx, contact["tenant_id"], text, hits, channel, contact_id=contact["_id"])
+    if hits and confident(hits[0]):
         article = hits[0].article
         await update_contact(ctx, contact["_id"], {"last_article_id": article["_id"]})
-        return _text(article["body"], "Did that answer your question? You can also ask for an agent.")
+        return {"events": [], "responses": await answer_with(ctx, contact, article)}
     return await _handoff(ctx, contact, "faq_not_found", "ask_faq")
 
 

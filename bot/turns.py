@@ -13,7 +13,7 @@ import functools
 import logging
 from typing import Any
 
-from bot import questionnaire_turns
+from bot import faq_answers, questionnaire_turns
 from bot.actions import balance_text
 from bot.rasa_client import BotUnavailable
 from hub.contacts import append_message, get_contact, update_contact
@@ -74,6 +74,9 @@ class BotTurns:
         if await questionnaire_turns.answer(self.ctx, contact, message):  # an SMS survey's reply
             await self._mark(message, "done")
             return
+        if await faq_answers.take_vote(self.ctx, contact, message):  # "Did that help?" answered
+            await self._mark(message, "done")
+            return
         try:
             replies = await self.ctx.rasa.send(contact["_id"], message["text"]) if self.ctx.rasa else None
             if replies is None:
@@ -89,7 +92,9 @@ class BotTurns:
             )
             return
         for index, reply in enumerate(replies):
-            text = _reply_text(reply)
+            # web chat shows buttons as quick replies; other channels get them as text lines
+            buttons = _buttons(reply) if contact.get("channel") == "webchat" else []
+            text = _reply_text({**reply, "buttons": None} if buttons else reply)
             if text:
                 await append_message(
                     self.ctx,
@@ -98,6 +103,7 @@ class BotTurns:
                     text,
                     client_id=f"bot:{message['_id']}:{index}",
                     author_name="Assistant",
+                    data={"buttons": buttons} if buttons else None,
                 )
         await self._remember_intent(contact)
         await self._mark(message, "done")
@@ -137,6 +143,17 @@ class BotTurns:
         """Wait for every running worker (tests and shutdown)."""
         while self._workers:
             await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+
+def _buttons(reply: dict[str, Any]) -> list[dict[str, str]]:
+    """A reply's quick-reply buttons as {title, payload} (what the widget shows)."""
+    out = []
+    for button in reply.get("buttons") or []:
+        if isinstance(button, dict) and button.get("title"):
+            out.append(
+                {"title": str(button["title"])[:60], "payload": str(button.get("payload") or "")[:100]}
+            )
+    return out[:6]
 
 
 def _reply_text(reply: dict[str, Any]) -> str:

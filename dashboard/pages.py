@@ -114,6 +114,23 @@ async def questionnaires_page(request: Request, ctx: AppContext = Depends(get_ct
     return await _supervisor_page(request, ctx, "questionnaires.html")
 
 
+@router.get("/reports")
+async def reports_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    return await _supervisor_page(request, ctx, "reports.html")
+
+
+@router.get("/workforce")
+async def workforce_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """The Erlang C calculator and the day's required against actual staffing."""
+    return await _supervisor_page(request, ctx, "workforce.html")
+
+
+@router.get("/bot-analytics")
+async def bot_analytics_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Containment, handoff reasons, intents, fallback rate and CSAT of the bot."""
+    return await _supervisor_page(request, ctx, "bot_analytics.html")
+
+
 @router.get("/routing")
 async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     return await _supervisor_page(request, ctx, "routing.html")
@@ -139,6 +156,28 @@ async def quality_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
     if await _session(request, ctx) is None:
         return RedirectResponse("/login", status_code=303)
     return FileResponse(STATIC / "quality.html", media_type="text/html")
+
+
+@router.get("/kb/stats")
+async def kb_stats_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Knowledge-base usage statistics (dashboard/kb_stats_api.py): editors, supervisors, admins."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not principal.has_any("editor", "supervisor", "admin"):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "Statistics are for editors, supervisors and admins."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "kb_stats.html", media_type="text/html")
+
+
+@router.get("/kb")
+async def kb_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """The knowledge-base editor: editors and admins write; supervisors and agents read published."""
+    if await _session(request, ctx) is None:
+        return RedirectResponse("/login", status_code=303)
+    return FileResponse(STATIC / "kb.html", media_type="text/html")
 
 
 @router.get("/demo")

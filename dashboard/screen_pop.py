@@ -16,7 +16,7 @@ from typing import Any
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, utcnow
-from knowledge.kb import search
+from knowledge.search import search
 from knowledge.text import terms
 from routing.model import aware
 
@@ -62,7 +62,8 @@ async def suggestions(
     words: set[str] = set()
     for age, text in enumerate(utterances):
         words.update(terms(text))
-        for hit in await search(ctx, tenant_id, text[:500], limit=limit + 2):
+        # published content only: a draft or an archived article is never suggested
+        for hit in await search(ctx, tenant_id, text[:500], statuses=("published",), limit=limit + 2):
             article_id = hit.article["_id"]
             articles[article_id] = hit.article
             scores[article_id] = scores.get(article_id, 0.0) + hit.score * RECENCY_DECAY**age

@@ -1,4 +1,6 @@
-"""The supervisor wallboard: queue length, longest wait, service level and agents by state.
+"""The supervisor wallboard: per queue the waiting contacts, longest wait, service level,
+answered and abandoned today; per agent the state, time in it, contacts handled and
+occupancy today ("today" in the tenant's time zone; see dashboard/wallboard_today.py).
 
 Snapshots are computed from MongoDB, so every hub process shows the same figures; a
 websocket pushes a fresh one within a second of any contact or presence change in the
@@ -11,14 +13,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, WebSocket, WebSocketDisconnect
 from pymongo.errors import PyMongoError
 
+from dashboard.wallboard_today import (
+    agent_time,
+    handled_today,
+    occupancy,
+    queue_of,
+    queue_today,
+    today,
+    zone_of,
+)
 from hub.auth import AuthError, Principal, require_roles, websocket_principal
 from hub.context import AppContext, get_ctx, get_ws_ctx
+from hub.db import Doc
 from hub.ids import iso, utcnow
 from routing.strategies import service_level
 
@@ -27,6 +39,7 @@ SUPERVISOR = require_roles("supervisor", "admin")
 SL_THRESHOLD_S = 20.0
 COALESCE_S = 0.2
 REFRESH_S = 5.0
+STATE_ORDER = {s: i for i, s in enumerate(("available", "busy", "wrapup", "not_ready", "offline"))}
 
 
 def _seconds(later: Any, earlier: Any) -> float:
@@ -34,79 +47,136 @@ def _seconds(later: Any, earlier: Any) -> float:
 
 
 async def snapshot(ctx: AppContext, tenant_id: str) -> dict[str, Any]:
+    """The tenant's board now: every read is by tenant on an indexed field, with a projection;
+    today's totals come from `wallboard_today` (incremental after the day's first look)."""
     now = utcnow()
-    waiting = [
+    tenant = await ctx.db.tenants.find_one({"_id": tenant_id}, {"timezone": 1})
+    zone = zone_of((tenant or {}).get("timezone"))
+    tallies, waiting, thresholds, agents = await asyncio.gather(
+        today(ctx, tenant_id, zone, now),
+        _waiting(ctx, tenant_id),
+        _thresholds(ctx, tenant_id),
+        _agents(ctx, tenant_id),
+    )
+    # each agent document carries its open spell (routing/agent_states.py)
+    open_spells = {a["_id"]: a["spell"] for a in agents if isinstance(a.get("spell"), dict)}
+    queues: dict[str, dict[str, Any]] = {}
+    for contact in waiting:
+        queue = queues.setdefault(queue_of(contact), {"waiting": 0, "longest_wait_s": 0.0})
+        queue["waiting"] += 1
+        if contact.get("queued_at"):
+            queue["longest_wait_s"] = max(
+                queue["longest_wait_s"], round(_seconds(now, contact["queued_at"]), 1)
+            )
+    within = ended = answered = abandoned = 0
+    for name, figures in queue_today(tallies).items():
+        threshold = thresholds.get(name, SL_THRESHOLD_S)
+        waits, gave_up = figures["waits"], figures["abandoned"]
+        queue = queues.setdefault(name, {"waiting": 0, "longest_wait_s": 0.0})
+        level = service_level(waits, gave_up, threshold)
+        queue.update(
+            service_level=None if level is None else round(level, 3),
+            service_level_threshold_s=threshold,
+            answered_today=len(waits),
+            abandoned_today=gave_up,
+        )
+        within += sum(1 for w in waits if w <= threshold)
+        ended += len(waits) + gave_up
+        answered += len(waits)
+        abandoned += gave_up
+    for name, queue in queues.items():
+        queue.setdefault("service_level", None)
+        queue.setdefault("service_level_threshold_s", thresholds.get(name, SL_THRESHOLD_S))
+        queue.setdefault("answered_today", 0)
+        queue.setdefault("abandoned_today", 0)
+    times = agent_time(tallies, open_spells, now)
+    handled = handled_today(tallies)
+    counts: dict[str, int] = {}
+    not_ready: dict[str, int] = {}
+    roster: list[dict[str, Any]] = []
+    for agent in agents:
+        state = shown_state(agent)
+        if state == "not_ready":
+            reason = agent.get("not_ready_reason") or "away"
+            not_ready[reason] = not_ready.get(reason, 0) + 1
+        counts[state] = counts.get(state, 0) + 1
+        since = state_since(agent, state, open_spells.get(agent["_id"]))
+        roster.append(
+            {
+                "id": agent["_id"],
+                "name": agent.get("name") or agent["_id"],
+                "state": state,
+                "reason": agent.get("not_ready_reason") if state == "not_ready" else None,
+                "since": iso(since),
+                "in_state_s": None if since is None else round(max(0.0, _seconds(now, since)), 1),
+                "handled_today": handled.get(agent["_id"], 0),
+                "occupancy": occupancy(times.get(agent["_id"])),
+            }
+        )
+    roster.sort(key=lambda a: (STATE_ORDER.get(a["state"], len(STATE_ORDER)), a["name"].lower()))
+    return {
+        "type": "wallboard",
+        "at": iso(now),
+        "day": now.astimezone(zone).date().isoformat(),
+        "timezone": zone.key,
+        "queues": queues,
+        "waiting": len(waiting),
+        "longest_wait_s": max((q["longest_wait_s"] for q in queues.values()), default=0.0),
+        "service_level": None if ended == 0 else round(within / ended, 3),
+        "service_level_threshold_s": SL_THRESHOLD_S,
+        "answered_today": answered,
+        "abandoned_today": abandoned,
+        "agents": counts,
+        "not_ready_reasons": not_ready,
+        "roster": roster,
+    }
+
+
+def shown_state(agent: Doc) -> str:
+    """The presence a supervisor sees: "busy" is available while holding a contact."""
+    state = str(agent.get("state") or "offline")
+    if state == "available" and any((agent.get("load") or {}).values()):
+        return "busy"
+    return state
+
+
+def state_since(agent: Doc, state: str, spell: Doc | None) -> datetime | None:
+    """When the agent entered the state shown: the open spell if it is that state (a switch
+    may be a few milliseconds behind the state), else unknown."""
+    if spell is not None and spell.get("state") == state and spell.get("start"):
+        return _as_utc(spell["start"])
+    return None
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+async def _waiting(ctx: AppContext, tenant_id: str) -> list[Doc]:
+    return [
         c
         async for c in ctx.db.contacts.find(
             {"tenant_id": tenant_id, "status": {"$in": ["queued", "offered"]}},
             {"skill": 1, "queue_name": 1, "queued_at": 1},
         )
     ]
-    queues: dict[str, dict[str, Any]] = {}
-    for contact in waiting:
-        name = contact.get("queue_name") or contact.get("skill") or "general"
-        queue = queues.setdefault(name, {"waiting": 0, "longest_wait_s": 0.0})
-        queue["waiting"] += 1
-        if contact.get("queued_at"):
-            queue["longest_wait_s"] = max(
-                queue["longest_wait_s"], round(_seconds(now, contact["queued_at"]), 1)
-            )
-    since = now - timedelta(hours=24)
-    answered: list[float] = []
-    abandoned = 0
-    thresholds = {
+
+
+async def _thresholds(ctx: AppContext, tenant_id: str) -> dict[str, float]:
+    return {
         q["name"]: float((q.get("service_level") or {}).get("threshold_s") or SL_THRESHOLD_S)
         async for q in ctx.db.queues.find({"tenant_id": tenant_id}, {"name": 1, "service_level": 1})
     }
-    per_queue: dict[str, tuple[list[float], list[int]]] = {}  # name -> (answer waits, [abandoned])
-    async for contact in ctx.db.contacts.find(
-        {"tenant_id": tenant_id, "queued_at": {"$gte": since}},
-        {"status": 1, "queued_at": 1, "assigned_at": 1, "disposition": 1, "queue_name": 1, "skill": 1},
-    ):
-        name = contact.get("queue_name") or contact.get("skill") or "general"
-        waits, gave_up = per_queue.setdefault(name, ([], [0]))
-        if contact.get("assigned_at"):
-            answered.append(_seconds(contact["assigned_at"], contact["queued_at"]))
-            waits.append(answered[-1])
-        elif contact.get("status") == "closed" and contact.get("disposition") == "abandoned":
-            abandoned += 1
-            gave_up[0] += 1
-    for name, (waits, gave_up) in per_queue.items():
-        threshold = thresholds.get(name, SL_THRESHOLD_S)
-        queue = queues.setdefault(name, {"waiting": 0, "longest_wait_s": 0.0})
-        level = service_level(waits, gave_up[0], threshold)
-        queue.update(
-            service_level=None if level is None else round(level, 3),
-            service_level_threshold_s=threshold,
-            answered_24h=len(waits),
-            abandoned_24h=gave_up[0],
+
+
+async def _agents(ctx: AppContext, tenant_id: str) -> list[Doc]:
+    return [
+        a
+        async for a in ctx.db.agents.find(
+            {"tenant_id": tenant_id},
+            {"name": 1, "state": 1, "load": 1, "not_ready_reason": 1, "spell": 1},
         )
-    agents: dict[str, int] = {}
-    not_ready: dict[str, int] = {}
-    async for agent in ctx.db.agents.find(
-        {"tenant_id": tenant_id}, {"state": 1, "load": 1, "not_ready_reason": 1}
-    ):
-        state = agent.get("state", "offline")
-        if state == "available" and any((agent.get("load") or {}).values()):
-            state = "busy"  # signed in and handling contacts
-        if state == "not_ready":
-            reason = agent.get("not_ready_reason") or "away"
-            not_ready[reason] = not_ready.get(reason, 0) + 1
-        agents[state] = agents.get(state, 0) + 1
-    level = service_level(answered, abandoned, SL_THRESHOLD_S)
-    return {
-        "type": "wallboard",
-        "at": iso(now),
-        "queues": queues,
-        "waiting": len(waiting),
-        "longest_wait_s": max((q["longest_wait_s"] for q in queues.values()), default=0.0),
-        "service_level": None if level is None else round(level, 3),
-        "service_level_threshold_s": SL_THRESHOLD_S,
-        "answered_24h": len(answered),
-        "abandoned_24h": abandoned,
-        "agents": agents,
-        "not_ready_reasons": not_ready,
-    }
+    ]
 
 
 @router.get("/api/wallboard")

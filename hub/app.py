@@ -39,11 +39,16 @@ from channels.webrtc import softphone as webrtc_softphone
 from dashboard import announcements_api as dashboard_announcements
 from dashboard import api as dashboard_api
 from dashboard import approvals_api as dashboard_approvals
+from dashboard import bot_analytics_api as dashboard_bot_analytics
 from dashboard import calls_api as dashboard_calls
 from dashboard import campaigns_api as dashboard_campaigns
 from dashboard import canned_api as dashboard_canned
 from dashboard import dnc_api as dashboard_dnc
+from dashboard import help_center as dashboard_help_center
 from dashboard import ivr_api as dashboard_ivr
+from dashboard import kb_api as dashboard_kb
+from dashboard import kb_stats_api as dashboard_kb_stats
+from dashboard import kb_sync_api as dashboard_kb_sync
 from dashboard import lists_api as dashboard_lists
 from dashboard import live as dashboard_live
 from dashboard import pages as dashboard_pages
@@ -51,9 +56,12 @@ from dashboard import quality_api as dashboard_quality
 from dashboard import questionnaire_form as dashboard_questionnaire_form
 from dashboard import questionnaires_api as dashboard_questionnaires
 from dashboard import recordings_api as dashboard_recordings
+from dashboard import report_schedules_api as dashboard_report_schedules
+from dashboard import reports_api as dashboard_reports
 from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
 from dashboard import wallboard as dashboard_wallboard
+from dashboard import workforce_api as dashboard_workforce
 from hub import outbox
 from hub.context import AppContext
 from hub.db import Database
@@ -63,6 +71,8 @@ from hub.settings import Settings
 from media.models import ModelsConfig
 from media.readiness import dtmf_only_numbers, speech_status
 from media.retention import retention_loop
+from reports import schedule as report_schedule
+from reports.facts import FactUpdater
 from routing.assignment import Router
 from routing.dialer import Dialer
 
@@ -131,6 +141,9 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         smtp_port, smtp_host = email_receiver.configured_port(), email_receiver.configured_host()
         smtp_server = await email_receiver.start(ctx, smtp_host, smtp_port) if smtp_port else None
         tasks.append(asyncio.create_task(outbox.run(ctx), name="outbox"))
+        tasks.append(asyncio.create_task(FactUpdater(ctx).run(), name="contact-facts"))
+        mail_report = email_relay.send_report_mail  # reports/ never imports a channel
+        tasks.append(asyncio.create_task(report_schedule.run(ctx, mail_report), name="report-schedules"))
         await ctx.bot.recover()
         log.info("hub ready on %s", settings.public_url)
         try:
@@ -182,6 +195,9 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         actions,
         webchat_assets,
         webchat_socket,
+        dashboard_kb_sync,  # before any /api/kb/{id} route that would shadow /api/kb/bot-sync
+        dashboard_kb_stats,  # likewise for /api/kb/stats and /api/kb/usage/view
+        dashboard_help_center,
         dashboard_api,
         dashboard_announcements,
         dashboard_ivr,
@@ -192,6 +208,10 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_quality,
         dashboard_recordings,
         dashboard_wallboard,
+        dashboard_workforce,  # /api/reports/erlang, /staffing: before any /api/reports/{...} route
+        dashboard_bot_analytics,  # /api/reports/bot
+        dashboard_report_schedules,  # /api/reports/schedules
+        dashboard_reports,  # /api/reports/historical, /api/reports/templates/{report}
         twilio_voice,
         twilio_media,
         twilio_outbound,
@@ -208,6 +228,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_approvals,
         dashboard_questionnaires,
         dashboard_questionnaire_form,
+        dashboard_kb,
     ):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -168,6 +168,23 @@ def campaign_import(args: argparse.Namespace) -> None:
     sys.exit(run_admin(lambda ctx: run_import(ctx, args)))
 
 
+def reports_rebuild(args: argparse.Namespace) -> None:
+    """Re-fact a tenant's contacts, then recompute its report rollups (after a time zone
+    change, or to repair them); the hub keeps them current by itself otherwise."""
+    from reports.facts import FactUpdater, zone
+    from reports.rollups import rebuild
+
+    async def action(ctx: AppContext) -> None:
+        tenant = await get_tenant_by_slug(ctx, args.tenant)
+        if tenant is None:
+            raise TenancyError(f"no tenant {args.tenant!r}")
+        facts = await FactUpdater(ctx).backfill(tenant["_id"])
+        rows = await rebuild(ctx, tenant["_id"], zone(tenant.get("timezone")))
+        print(f"tenant {tenant['slug']}: {facts} fact rows rewritten, {rows} rollup rows rebuilt")
+
+    run_admin(action)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hub", description="Contact hub")
     sub = p.add_subparsers(dest="command", required=True)
@@ -210,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
 
     import_arguments(ci)
     ci.set_defaults(func=campaign_import)
+    reports = sub.add_parser("reports", help="historical reports").add_subparsers(
+        dest="reports_command", required=True
+    )
+    rr = reports.add_parser("rebuild", help="re-fact a tenant's contacts and rebuild its report rollups")
+    rr.add_argument("tenant", help="the tenant's slug")
+    rr.set_defaults(func=reports_rebuild)
     return p
 
 

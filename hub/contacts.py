@@ -158,7 +158,7 @@ def publish_contact(ctx: AppContext, contact: Doc) -> None:
 
 
 def public_message(message: Doc) -> dict[str, Any]:
-    return {
+    out = {
         "id": message["_id"],
         "seq": message["seq"],
         "contact_id": message["contact_id"],
@@ -168,6 +168,10 @@ def public_message(message: Doc) -> dict[str, Any]:
         "client_id": message.get("client_id"),
         "created_at": iso(message["created_at"]),
     }
+    buttons = (message.get("data") or {}).get("buttons")
+    if buttons:  # quick replies of a bot message (e.g. "Did that help?"), shown by the widget
+        out["buttons"] = buttons
+    return out
 
 
 def public_contact(contact: Doc) -> dict[str, Any]:

@@ -46,8 +46,14 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("customers", [("tenant_id", ASCENDING), ("emails", ASCENDING)], {}),
     ("customers", [("tenant_id", ASCENDING), ("phones", ASCENDING)], {}),
     ("customers", [("tenant_id", ASCENDING), ("account_number", ASCENDING)], {}),
-    ("kb_articles", [("tenant_id", ASCENDING), ("terms", ASCENDING)], {}),
     ("kb_articles", [("tenant_id", ASCENDING), ("slug", ASCENDING)], {"unique": True}),
+    # the editor: newest first per tenant (also knowledge.search's freshness check); an
+    # article's revisions in order
+    ("kb_articles", [("tenant_id", ASCENDING), ("updated_at", DESCENDING)], {}),
+    ("kb_revisions", [("tenant_id", ASCENDING), ("article_id", ASCENDING), ("seq", ASCENDING)], {}),
+    # knowledge-base usage (knowledge/usage.py): statistics by period, per article, content gaps
+    ("kb_events", [("tenant_id", ASCENDING), ("type", ASCENDING), ("at", DESCENDING)], {}),
+    ("kb_events", [("tenant_id", ASCENDING), ("article_id", ASCENDING)], {}),
     ("tickets", [("tenant_id", ASCENDING), ("created_at", DESCENDING)], {}),
     ("ivr_flows", [("number", ASCENDING)], {"unique": True}),
     ("queues", [("tenant_id", ASCENDING), ("name", ASCENDING)], {}),
@@ -86,6 +92,34 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
         [("tenant_id", ASCENDING), ("questionnaire_id", ASCENDING), ("updated_at", DESCENDING)],
         {},
     ),
+    # the wallboard's today (dashboard/wallboard_today.py): the day's first look, then changes
+    ("contacts", [("tenant_id", ASCENDING), ("queued_at", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("assigned_at", ASCENDING)], {}),
+    ("contacts", [("tenant_id", ASCENDING), ("updated_at", ASCENDING)], {}),
+    ("agent_states", [("tenant_id", ASCENDING), ("end", ASCENDING)], {}),
+    # scheduled reports (reports/schedule.py): the due ones across tenants
+    ("report_schedules", [("next_at", ASCENDING)], {}),
+    ("report_schedules", [("tenant_id", ASCENDING), ("created_at", ASCENDING)], {}),
+    # reports (docs/reports.md): agent state spells; contact facts by period, agent, queue,
+    # campaign; the fact updater's watermark on contacts and on unanswered dial attempts
+    ("agent_states", [("tenant_id", ASCENDING), ("start", ASCENDING)], {}),
+    ("agent_states", [("agent_id", ASCENDING), ("state", ASCENDING), ("start", ASCENDING)], {}),
+    ("agent_states", [("state", ASCENDING), ("end", ASCENDING)], {}),
+    ("agent_states", [("end", ASCENDING)], {}),
+    ("contact_facts", [("tenant_id", ASCENDING), ("interval_start", ASCENDING)], {}),
+    ("contact_facts", [("tenant_id", ASCENDING), ("agent_id", ASCENDING), ("interval_start", ASCENDING)], {}),
+    ("contact_facts", [("tenant_id", ASCENDING), ("queue", ASCENDING), ("interval_start", ASCENDING)], {}),
+    ("contact_facts", [("tenant_id", ASCENDING), ("campaign_id", ASCENDING)], {}),
+    (
+        "fact_rollups",
+        [("tenant_id", ASCENDING), ("gran", ASCENDING), ("dim", ASCENDING), ("interval_start", ASCENDING)],
+        {},
+    ),
+    ("contacts", [("updated_at", ASCENDING)], {}),
+    ("dial_attempts", [("ended_at", ASCENDING)], {}),
+    # bot analytics (reports/bot_analytics.py): contacts opened, bot replies and turns by period
+    ("contacts", [("tenant_id", ASCENDING), ("opened_at", ASCENDING)], {}),
+    ("messages", [("tenant_id", ASCENDING), ("author", ASCENDING), ("created_at", ASCENDING)], {}),
 ]
 
 

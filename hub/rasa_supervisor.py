@@ -6,6 +6,7 @@ import asyncio
 import logging
 from pathlib import Path
 
+from bot import faq_sync
 from bot.actions import action_url
 from bot.rasa_server import RasaServer
 from bot.training import default_model_cache, ensure_model
@@ -30,6 +31,8 @@ async def run_rasa(ctx: AppContext) -> None:
         ctx.extra["rasa_state"] = "training failed"
         log.error("Rasa training failed: %s", exc)
         return
+    # Start with the last model trained from the published FAQ when it still fits.
+    model, loaded_hash = await faq_sync.initial_model(ctx, RASA_PROJECT, model)
     work_dir = ctx.settings.var_dir / "rasa"
     work_dir.mkdir(parents=True, exist_ok=True)
     server = RasaServer(
@@ -43,7 +46,20 @@ async def run_rasa(ctx: AppContext) -> None:
     )
     ctx.extra["rasa_server"] = server
     await server.start()
+    sync = faq_sync.FaqSync(
+        ctx,
+        server,
+        RASA_PROJECT,
+        RASA_BIN,
+        default_model_cache(),
+        work_dir / "faq",
+        loaded_hash=loaded_hash,
+        timing=faq_sync.Timing.from_env(),
+    )
+    sync_task = asyncio.create_task(sync.run(), name="faq-sync")
     try:
         await server.watch()
     finally:
+        sync_task.cancel()
+        await asyncio.gather(sync_task, return_exceptions=True)
         await server.stop()

@@ -11,6 +11,7 @@ from typing import Any
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import iso, new_id, utcnow
+from knowledge.articles import latest_version
 from knowledge.search import CONFIDENT, Hit, forget, index_fields
 from knowledge.search import search as search_kb
 
@@ -28,28 +29,79 @@ async def upsert_article(
     body: str,
     tags: list[str] | None = None,
     slug: str | None = None,
+    *,
+    kind: str = "article",
+    questions: list[str] | None = None,
+    category: str | None = None,
+    locale: str = "en",
 ) -> Doc:
-    """Create or replace an article by slug; title words count double in search."""
+    """Create or replace a published article by slug in one call (demo data, tests).
+
+    It skips the review workflow of knowledge/articles.py but still writes a revision, so the
+    history an editor sees stays complete; title words and FAQ phrasings count double in search.
+    """
     slug = slug or _slug(title)
     now = utcnow()
-    fields: Doc = {
+    content: Doc = {
         "title": title,
         "body": body,
-        "tags": tags or [],
-        "kind": "article",
+        "questions": list(questions or []),
+        "category": category,
+        "tags": list(tags or []),
+        "locale": locale,
+    }
+    existing = await ctx.db.kb_articles.find_one(
+        {"tenant_id": tenant_id, "slug": slug}, {"latest_version": 1, "version": 1, "draft": 1, "rev_seq": 1}
+    )
+    version = latest_version(existing) + 1 if existing else 1
+    seq = int(existing.get("rev_seq") or 0) + 1 if existing else 1
+    fields: Doc = {
+        **content,
+        "kind": kind,
         "status": "published",
-        "locale": "en",
-        **await asyncio.to_thread(index_fields, title, body, (), tags or ()),
+        "version": version,
+        "latest_version": version,
+        "published_version": version,
+        "published_at": now,
+        "draft": None,
+        "authors": [],
+        "rev_seq": seq,
+        **await asyncio.to_thread(index_fields, title, body, content["questions"], content["tags"], locale),
         "updated_at": now,
     }
     forget(tenant_id)
     await ctx.db.kb_articles.update_one(
         {"tenant_id": tenant_id, "slug": slug},
-        {"$set": fields, "$setOnInsert": {"_id": new_id(), "created_at": now}},
+        {
+            "$set": fields,
+            "$setOnInsert": {
+                "_id": new_id(),
+                "created_at": now,
+                "attachments": [],
+                "counters": {"views": 0, "bot_uses": 0, "helpful": 0, "not_helpful": 0},
+            },
+        },
         upsert=True,
     )
     article = await ctx.db.kb_articles.find_one({"tenant_id": tenant_id, "slug": slug})
     assert article is not None
+    await ctx.db.kb_revisions.insert_one(
+        {
+            "_id": new_id(),
+            "tenant_id": tenant_id,
+            "article_id": article["_id"],
+            "seq": seq,
+            "version": version,
+            "kind": kind,
+            **content,
+            "action": "published",
+            "status": "published",
+            "by": None,
+            "by_name": "system",
+            "at": now,
+            "note": "published in one call (upsert_article)",
+        }
+    )
     return article
 
 

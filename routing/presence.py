@@ -16,6 +16,7 @@ from typing import Any
 from hub.context import AppContext
 from hub.db import Doc, update_then_read
 from hub.ids import iso, utcnow
+from routing.agent_states import record_spell
 from routing.model import PRESENCE_STATES, TenantRouting, capacity_channel
 
 DEFAULT_SKILL_LEVEL = 5
@@ -71,6 +72,8 @@ async def ensure_agent(ctx: AppContext, user: Doc) -> Doc:
     capacity = agent_capacity(settings, user)
     if agent.get("capacity") != capacity or "state" not in agent:
         agent = await _set_capacity(ctx, agent, capacity)
+    if "spell" not in agent:  # the first spell of a new agent (or one from before the history)
+        await record_spell(ctx, agent)
     return agent
 
 
@@ -131,7 +134,7 @@ async def set_state(
         query["state"] = {"$in": list(only_from)}
     agent = await update_then_read(ctx.db.agents, query, {"$set": changes})
     if agent is not None:
-        publish_presence(ctx, agent)
+        await presence_changed(ctx, agent)
     return agent
 
 
@@ -146,7 +149,7 @@ async def end_wrapups(ctx: AppContext) -> list[Doc]:
             {"$set": {"state": "available", "wrapup_until": None, "idle_since": utcnow()}},
         )
         if done is not None:
-            publish_presence(ctx, done)
+            await presence_changed(ctx, done)
             ended.append(done)
     return ended
 
@@ -167,7 +170,7 @@ async def reserve(ctx: AppContext, agent_id: str, channel: str, *, any_state: bo
         },
     )
     if agent is not None:
-        publish_presence(ctx, agent)
+        await presence_changed(ctx, agent)
     return agent
 
 
@@ -184,8 +187,14 @@ async def release(ctx: AppContext, agent_id: str, channel: str) -> Doc | None:
         },
     )
     if agent is not None:
-        publish_presence(ctx, agent)
+        await presence_changed(ctx, agent)
     return agent
+
+
+async def presence_changed(ctx: AppContext, agent: Doc) -> None:
+    """After any write to an agent's state or slots: the state history, then the push."""
+    await record_spell(ctx, agent)
+    publish_presence(ctx, agent)
 
 
 def publish_presence(ctx: AppContext, agent: Doc) -> None:
@@ -248,4 +257,8 @@ async def repair_slots(ctx: AppContext, older_than_s: float = SLOT_REPAIR_AFTER_
             {"$set": {"load": load, "free": free, "slots_changed_at": utcnow()}},
         )
         repaired += fixed.modified_count
+        if fixed.modified_count:  # the slots changed, so "busy" may have too
+            repaired_doc = await ctx.db.agents.find_one({"_id": agent["_id"]})
+            if repaired_doc is not None:
+                await record_spell(ctx, repaired_doc)
     return repaired

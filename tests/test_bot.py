@@ -59,7 +59,7 @@ async def test_bot_answers_faq_from_the_knowledge_base(
     answer = await widget.reply_from("bot", ask["seq"])
     assert "solid white" in answer["text"]
     # the bot's follow-up question belongs to this turn; the next question comes after it
-    assert "Did that answer" in (await widget.reply_from("bot", answer["seq"]))["text"]
+    assert "Did that help" in (await widget.reply_from("bot", answer["seq"]))["text"]
     hours = await widget.say("when are you open?")
     assert "Monday to Friday" in (await widget.reply_from("bot", hours["seq"]))["text"]
     await widget.close()

@@ -205,6 +205,8 @@ async def test_faq_mail_is_answered_by_the_bot_in_thread(
     assert str(answer["From"]) == tenant["address"]
     text_part, html_part = answer.get_body(("plain",)), answer.get_body(("html",))
     assert text_part is not None and "Security" in text_part.get_content()
+    # "Did this answer help?" with two links to the help center's confirmation page
+    assert f"/help/{tenant['slug']}/feedback?token=" in text_part.get_content()
     assert html_part is not None and "<p>" in html_part.get_content()
     contact = await ctx.db.contacts.find_one(
         {"tenant_id": tenant["tenant"]["_id"], "customer_email": customer}

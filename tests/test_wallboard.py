@@ -47,11 +47,11 @@ async def test_wallboard_pushes_queue_and_agent_changes(hub_nobot: HubProcess, t
         assert arrived - changed < 1.0  # the offer takes ann's slot: she shows as busy within a second
         offer = (await ann.http.get("/api/agent/contacts")).json()["offers"][0]
         await ann.http.post(f"/api/contacts/{offer['contact_id']}/accept")
-        board, _ = await next_board(ws, lambda b: b["answered_24h"] == 1)
+        board, _ = await next_board(ws, lambda b: b["answered_today"] == 1)
         assert board["waiting"] == 0 and board["service_level"] == 1.0
         general = board["queues"]["general"]  # per queue too, with the queue's threshold
-        assert (general["waiting"], general["answered_24h"], general["service_level"]) == (0, 1, 1.0)
-        assert (await sam.http.get("/api/wallboard")).json()["answered_24h"] == 1
+        assert (general["waiting"], general["answered_today"], general["service_level"]) == (0, 1, 1.0)
+        assert (await sam.http.get("/api/wallboard")).json()["answered_today"] == 1
         await widget.close()
         await ann.close()
     # agents are not supervisors

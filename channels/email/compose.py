@@ -30,7 +30,8 @@ def text_to_html(text: str) -> str:
 
 def build(row: Doc) -> EmailMessage:
     """The MIME message for an outbox row (`meta`: from, subject, message_id, in_reply_to,
-    references, html, headers — extra headers such as List-Unsubscribe)."""
+    references, html, headers — extra headers such as List-Unsubscribe — and attachments,
+    `{filename, content_type, data}` each)."""
     meta = row.get("meta") or {}
     message = EmailMessage()
     message["From"] = meta["from"]
@@ -46,4 +47,14 @@ def build(row: Doc) -> EmailMessage:
         message[name] = value
     message.set_content(row["body"])
     message.add_alternative(meta.get("html") or text_to_html(row["body"]), subtype="html")
+    for attachment in meta.get("attachments") or []:
+        maintype, _, subtype = str(attachment.get("content_type") or "application/octet-stream").partition(
+            "/"
+        )
+        message.add_attachment(
+            bytes(attachment["data"]),
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=str(attachment.get("filename") or "attachment"),
+        )
     return message

@@ -6,7 +6,7 @@ customer's Message-IDs), else into the sender's open email contact, else a new o
 into a closed contact opens a new one linked to it (`previous_contact_id`). The mail is
 stored before the bot or an agent hears of it; a repeated Message-ID is stored once. The bot
 answers when the knowledge base covers the question (the same confidence the chat
-bot uses, `knowledge.kb.CONFIDENT`), otherwise the contact goes to the router.
+bot uses, `knowledge.search.confident`), otherwise the contact goes to the router.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from bot import faq_answers
 from channels.email import attachments
 from channels.email.compose import reply_subject
 from channels.email.config import address_of, tenant_of_address
@@ -22,8 +23,9 @@ from channels.email.relay import send_email
 from hub.contacts import OPEN_STATUSES, append_message, open_contact
 from hub.context import AppContext
 from hub.db import Doc
-from knowledge import kb
+from knowledge import usage
 from knowledge.customers import InvalidContactDetail, find_or_create_customer, normalise_email
+from knowledge.search import confident, search
 from routing.assignment import skill_for_intent
 
 log = logging.getLogger(__name__)
@@ -184,20 +186,28 @@ async def receive(ctx: AppContext, raw: bytes, recipients: list[str] | None = No
 
 
 async def answer(ctx: AppContext, message: Doc) -> None:
-    """The FAQ bot: answer from the knowledge base when confident, else hand to the router."""
+    """The FAQ bot: answer from the published knowledge base when confident (with two links
+    asking whether it helped, bot/faq_answers.py), else hand to the router."""
     contact = await ctx.db.contacts.find_one({"_id": message["contact_id"]})
     if contact is None or contact["status"] != "bot":
         await _mark(ctx, message, "skipped")
         return
     question = strip_quoted(message["text"]) or str((message.get("data") or {}).get("subject") or "")
-    hits = await kb.search(ctx, contact["tenant_id"], question, limit=1)
-    if hits and hits[0].coverage >= kb.CONFIDENT:
+    hits = await search(ctx, contact["tenant_id"], question, statuses=("published",), limit=1)
+    await usage.record_search(ctx, contact["tenant_id"], question, hits, "email", contact_id=contact["_id"])
+    if hits and confident(hits[0]):
         article = hits[0].article
+        await usage.record(
+            ctx, contact["tenant_id"], "bot_use", article["_id"], "email", contact_id=contact["_id"]
+        )
+        tenant = await ctx.db.tenants.find_one({"_id": contact["tenant_id"]}, {"slug": 1})
+        yes, no = faq_answers.email_vote_links(ctx, (tenant or {}).get("slug", ""), contact, article["_id"])
+        ask = faq_answers.texts(article.get("locale"))["ask_email"].format(yes=yes, no=no)
         await append_message(
             ctx,
             contact,
             "bot",
-            f"{article['title']}\n\n{article['body']}",
+            f"{article['title']}\n\n{article['body']}\n\n{ask}",
             client_id=f"bot:{message['_id']}",
             author_name="Assistant",
             data={"kb_article_id": article["_id"], "coverage": hits[0].coverage},

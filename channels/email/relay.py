@@ -37,8 +37,11 @@ async def send_email(
     references: list[str] | None = None,
     html: str | None = None,
     headers: dict[str, str] | None = None,
+    attachments: list[Doc] | None = None,
 ) -> Doc:
-    """Queue one mail (once per `key`); returns the outbox row. Its Message-ID comes from `key`."""
+    """Queue one mail (once per `key`); returns the outbox row. Its Message-ID comes from `key`.
+    `attachments`: `{filename, content_type, data}` each, kept in the row (small files only,
+    such as a report)."""
     refs = list(references or [])
     if in_reply_to and in_reply_to not in refs:
         refs.append(in_reply_to)
@@ -58,7 +61,36 @@ async def send_email(
             "references": refs[-MAX_REFERENCES:],
             "html": html,
             "headers": headers or {},
+            "attachments": attachments or [],
         },
+    )
+
+
+async def send_report_mail(
+    ctx: AppContext,
+    *,
+    tenant_id: str,
+    to: str,
+    subject: str,
+    body: str,
+    key: str,
+    attachments: list[Doc],
+) -> Doc | None:
+    """A scheduled report from the tenant's own address (reports/schedule.py `Mailer`);
+    None when the tenant has no address."""
+    tenant = await ctx.db.tenants.find_one({"_id": tenant_id}, {"email": 1})
+    ours = address_of(tenant or {})
+    if ours is None:
+        return None
+    return await send_email(
+        ctx,
+        tenant_id=tenant_id,
+        from_=ours,
+        to=to,
+        subject=subject,
+        body=body,
+        key=key,
+        attachments=attachments,
     )
 
 

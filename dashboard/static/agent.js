@@ -934,6 +934,11 @@
         foot.hidden = !open;
         node.classList.toggle("kb-open", open);
         title.setAttribute("aria-expanded", open ? "true" : "false");
+        // an agent reading a suggestion counts as a view in the knowledge-base statistics
+        if (open && r.id) {
+          api("POST", "/api/kb/usage/view", { article_id: r.id, contact_id: selectedId || null })
+            .catch(function () { /* statistics only: never bother the agent */ });
+        }
       });
       dom.suggestions.appendChild(node);
     });

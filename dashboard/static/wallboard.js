@@ -22,6 +22,7 @@
     sl: $("wb-sl"), slTile: $("wb-sl-tile"), slSub: $("wb-sl-sub"),
     answered: $("wb-answered"), abandoned: $("wb-abandoned"),
     agents: $("wb-agents"), queues: $("wb-queues"), queuesEmpty: $("wb-queues-empty"),
+    roster: $("wb-roster"), rosterEmpty: $("wb-roster-empty"), day: $("wb-day"),
   };
 
   var board = null;        // last snapshot
@@ -56,9 +57,21 @@
   // A queue's longest wait now: the pushed figure plus the time since the push.
   function waitNow(waiting, longest) { return waiting > 0 ? (Number(longest) || 0) + elapsed() : 0; }
 
+  // Time in state as h:mm:ss once past an hour (agents sit in a state for long stretches).
+  function duration(seconds) {
+    var s = Math.max(0, Math.floor(Number(seconds) || 0));
+    if (s < 3600) return mmss(s);
+    var h = Math.floor(s / 3600);
+    return h + ":" + mmss(s - h * 3600);
+  }
+
   function renderWaits() {
     if (!board) return;
     dom.longest.textContent = mmss(waitNow(board.waiting, board.longest_wait_s));
+    Array.prototype.forEach.call(dom.roster.querySelectorAll("tr[data-agent]"), function (row) {
+      var base = row.getAttribute("data-in-state");
+      row.querySelector(".wb-roster-time").textContent = base === "" ? "–" : duration(Number(base) + elapsed());
+    });
     Array.prototype.forEach.call(dom.queues.querySelectorAll("tr[data-queue]"), function (row) {
       var q = (board.queues || {})[row.getAttribute("data-queue")];
       if (q) row.querySelector(".wb-queue-longest").textContent = mmss(waitNow(q.waiting, q.longest_wait_s));
@@ -76,7 +89,7 @@
     if (level == null) {
       dom.sl.textContent = "–";
       dom.sl.removeAttribute("data-level");
-      dom.slSub.textContent = "nothing answered or abandoned in 24 h · target: answered within " + threshold + " s";
+      dom.slSub.textContent = "nothing answered or abandoned today · target: answered within " + threshold + " s";
       return;
     }
     var pct = Math.round(level * 1000) / 10;
@@ -140,23 +153,53 @@
       var level = queues[name].service_level;
       var sl = el("td", "num wb-queue-sl", level == null ? "–" : Math.round(level * 100) + " %");
       if (queues[name].service_level_threshold_s != null) {
-        sl.title = "answered within " + queues[name].service_level_threshold_s + " s, last 24 h";
+        sl.title = "answered within " + queues[name].service_level_threshold_s + " s, today";
       }
       row.appendChild(sl);
+      row.appendChild(el("td", "num wb-queue-answered", queues[name].answered_today || 0));
+      row.appendChild(el("td", "num wb-queue-abandoned", queues[name].abandoned_today || 0));
       dom.queues.appendChild(row);
     });
     dom.queuesEmpty.hidden = names.length > 0;
+  }
+
+  function percent(value) { return value == null ? "–" : Math.round(value * 100) + " %"; }
+
+  // One row per agent: state, time in it (ticks locally), contacts handled and occupancy today.
+  function renderRoster() {
+    var roster = board.roster || [];
+    clear(dom.roster);
+    roster.forEach(function (agent) {
+      var row = el("tr");
+      row.setAttribute("data-agent", agent.id);
+      row.setAttribute("data-state", agent.state);
+      row.setAttribute("data-in-state", agent.in_state_s == null ? "" : String(agent.in_state_s));
+      row.appendChild(el("td", "wb-roster-name", agent.name));
+      var label = STATE_LABELS[agent.state] || humanize(agent.state);
+      if (agent.reason) label += " (" + humanize(agent.reason) + ")";
+      var state = el("td", "wb-roster-state");
+      state.appendChild(el("span", "wb-state-dot"));
+      state.appendChild(document.createTextNode(label));
+      row.appendChild(state);
+      row.appendChild(el("td", "num wb-roster-time", "–"));
+      row.appendChild(el("td", "num wb-roster-handled", agent.handled_today || 0));
+      row.appendChild(el("td", "num wb-roster-occupancy", percent(agent.occupancy)));
+      dom.roster.appendChild(row);
+    });
+    dom.rosterEmpty.hidden = roster.length > 0;
+    dom.day.textContent = board.day ? board.day + (board.timezone && board.timezone !== "UTC" ? " · " + board.timezone : " · UTC") : "";
   }
 
   function render(snapshot) {
     board = snapshot;
     boardAt = Date.now();
     dom.waiting.textContent = String(snapshot.waiting != null ? snapshot.waiting : 0);
-    dom.answered.textContent = String(snapshot.answered_24h != null ? snapshot.answered_24h : 0);
-    dom.abandoned.textContent = String(snapshot.abandoned_24h != null ? snapshot.abandoned_24h : 0);
+    dom.answered.textContent = String(snapshot.answered_today != null ? snapshot.answered_today : 0);
+    dom.abandoned.textContent = String(snapshot.abandoned_today != null ? snapshot.abandoned_today : 0);
     renderServiceLevel();
     renderAgents();
     renderQueues();
+    renderRoster();
     renderWaits();
   }
 

@@ -105,7 +105,8 @@ async def test_visitor_bot_handoff_agent_wrapup_and_customer_history(
     bot_answer = visitor.locator(".hub-chat-bot", has_text="solid white")
     await expect(bot_answer).to_have_count(1)
     await expect(bot_answer).to_have_text(ROUTER_BODY)
-    await expect(visitor.locator(".hub-chat-bot", has_text="Did that answer your question?")).to_be_visible()
+    await expect(visitor.locator(".hub-chat-bot", has_text="Did that help?")).to_be_visible()
+    await expect(visitor.locator(".hub-chat-quick button")).to_have_count(2)  # Yes / No quick replies
     contact_id = await visitor.evaluate("window.HubChat.state().contact_id")
     assert re.fullmatch(r"[0-9a-f]{32}", contact_id)
 

@@ -130,6 +130,9 @@
     "#hub-chat-hangup { border: none; border-radius: 14px; background: #d93025; color: #fff; padding: 4px 12px; font-size: 13px; cursor: pointer; }",
     "#hub-chat-hangup:hover { background: #b3261e; }",
     "#hub-chat-hangup[hidden] { display: none; }",
+    ".hub-chat-quick { align-self: flex-start; display: flex; flex-wrap: wrap; gap: 6px; }",
+    ".hub-chat-quick button { border: 1px solid #1f6feb; background: #fff; color: #1f6feb; border-radius: 14px; padding: 4px 12px; font-size: 13px; cursor: pointer; }",
+    ".hub-chat-quick button:hover { background: #e8f0fe; }",
   ].join("\n");
 
   // ---------------------------------------------------------------- DOM
@@ -356,6 +359,7 @@
 
   function renderPending(entry) {
     var node = makeBubble({ author: "visitor", text: entry.text, client_id: entry.client_id });
+    removeQuickReplies();
     node.classList.add("hub-chat-pending");
     byClientId[entry.client_id] = node;
     ui.messages.appendChild(node);
@@ -414,7 +418,9 @@
     var node = makeBubble(f);
     byId[f.id] = node;
     if (f.client_id) byClientId[f.client_id] = node;
+    removeQuickReplies();
     ui.messages.appendChild(node);
+    if (Array.isArray(f.buttons) && f.buttons.length && f.author === "bot") showQuickReplies(f.buttons);
     cacheMessage(f);
     save();
     scrollToEnd();
@@ -423,6 +429,23 @@
       ui.unread.textContent = String(unreadCount);
       ui.unread.hidden = false;
     }
+  }
+
+  // Quick replies (e.g. "Did that help?" Yes / No): one row under the latest bot message; a
+  // click sends the button's title as the visitor's message. Any newer message removes them.
+  function removeQuickReplies() {
+    Array.prototype.forEach.call(ui.messages.querySelectorAll(".hub-chat-quick"), function (n) { n.remove(); });
+  }
+
+  function showQuickReplies(buttons) {
+    var row = el("div", { className: "hub-chat-quick" });
+    buttons.slice(0, 6).forEach(function (b) {
+      if (!b || typeof b.title !== "string") return;
+      var button = el("button", { type: "button", "data-payload": String(b.payload || "") }, b.title);
+      button.addEventListener("click", function () { removeQuickReplies(); send(b.title); });
+      row.appendChild(button);
+    });
+    ui.messages.appendChild(row);
   }
 
   function onAck(f) {
