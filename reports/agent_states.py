@@ -68,7 +68,7 @@ async def spells(
         {**base, "start": {"$gte": start - LONGEST_SPELL, "$lt": end}, "end": {"$gt": start}}, fields
     )
     found = {s["_id"]: s async for s in closed}
-    async for spell in ctx.db.agent_states.find({**base, "end": None, "start": {"$lt": end}}, fields):
+    for spell in await open_spells(ctx, tenant_id, end, agent_id):
         found[spell["_id"]] = spell
     return list(found.values())
 
@@ -117,14 +117,15 @@ def rates(times: dict[str, float]) -> dict[str, float | None]:
 async def open_spells(
     ctx: AppContext, tenant_id: str, end: datetime, agent_id: str | None = None
 ) -> list[Doc]:
-    """The spells still going on (logged-in states) that started before `end`."""
-    query: Doc = {
-        "tenant_id": tenant_id,
-        "end": None,
-        "state": {"$in": list(LOGGED_IN)},
-        "start": {"$lt": end},
-    }
+    """The spells still going on (logged-in states) that started before `end`: read from the
+    agents, which carry their open spell (routing/agent_states.py): one indexed read by
+    tenant, where a query for `end: None` on the spells finds no index use here."""
+    query: Doc = {"tenant_id": tenant_id}
     if agent_id:
-        query["agent_id"] = agent_id
-    fields = {"agent_id": 1, "state": 1, "reason": 1, "start": 1, "end": 1}
-    return [s async for s in ctx.db.agent_states.find(query, fields)]
+        query["_id"] = agent_id
+    out = []
+    async for agent in ctx.db.agents.find(query, {"spell": 1}):
+        spell = agent.get("spell") or {}
+        if spell.get("state") in LOGGED_IN and spell.get("start") and aware(spell["start"]) < aware(end):
+            out.append({**spell, "_id": spell.get("id"), "agent_id": agent["_id"], "end": None})
+    return out
