@@ -32,6 +32,7 @@ from hub.db import Doc
 from hub.ids import new_id, utcnow
 from media.bridge import MAX_PARTIES, Bridge, BridgeFull, Leg, Mixer, Mode
 from media.recording import Recorder
+from routing.model import aware as _aware
 from routing.presence import release, reserve, set_state
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ class VoiceDesk:
         self.calls: dict[str, Bridge] = {}  # by contact id
         self.internal: dict[str, Bridge] = {}  # by bridge id
         self.invites: dict[str, Invite] = {}
+        self._hold_writes: set[asyncio.Task[None]] = set()
+        self._hold_locks: dict[str, asyncio.Lock] = {}
         self.slots: dict[tuple[str, str], str] = {}  # (bridge id, user) -> channel reserved
         self._drop_timers: dict[str, asyncio.Task[None]] = {}
         self.closed_underruns = 0  # of legs that have left, for stats()
@@ -233,7 +236,50 @@ class VoiceDesk:
         if bridge is not None:
             await self._close(bridge)
 
+    def _set_held(self, bridge: Bridge, customer: Leg, on: bool) -> None:
+        """Hold or resume the caller, and keep the contact's hold time for reports (a hold
+        by the agent's button or while a colleague is consulted)."""
+        if customer.held == on:
+            return
+        customer.held = on
+        if bridge.contact_id is not None:
+            task = asyncio.get_running_loop().create_task(self._record_hold(bridge.contact_id, on))
+            self._hold_writes.add(task)
+            task.add_done_callback(self._hold_writes.discard)
+
+    async def _record_hold(self, contact_id: str, on: bool) -> None:
+        """`hold_since` while held; `hold_s` adds up the finished holds (reports/facts.py).
+        One contact's writes run in the order of the holds (a quick hold + resume)."""
+        lock = self._hold_locks.setdefault(contact_id, asyncio.Lock())
+        async with lock:
+            await self._write_hold(contact_id, on)
+        if not lock.locked():
+            self._hold_locks.pop(contact_id, None)
+
+    async def _write_hold(self, contact_id: str, on: bool) -> None:
+        try:
+            if on:
+                await self.ctx.db.contacts.update_one(
+                    {"_id": contact_id, "hold_since": None},
+                    {"$set": {"hold_since": utcnow(), "updated_at": utcnow()}},
+                )
+                return
+            contact = await self.ctx.db.contacts.find_one({"_id": contact_id}, {"hold_since": 1})
+            since = (contact or {}).get("hold_since")
+            if since is None:
+                return
+            held_s = max(0.0, (utcnow() - _aware(since)).total_seconds())
+            await self.ctx.db.contacts.update_one(
+                {"_id": contact_id, "hold_since": since},
+                {"$set": {"hold_since": None, "updated_at": utcnow()}, "$inc": {"hold_s": round(held_s, 3)}},
+            )
+        except Exception:  # the call goes on whatever the database does
+            log.exception("call %s: recording the hold time failed", contact_id)
+
     async def _close(self, bridge: Bridge) -> None:
+        customer = self._customer(bridge)
+        if customer is not None and customer.held:
+            self._set_held(bridge, customer, False)  # a call ended on hold: the hold ends with it
         self.mixer.discard(bridge)
         for invite in [i for i in self.invites.values() if i.bridge is bridge]:
             self._drop_invite(invite, "ended")
@@ -322,7 +368,7 @@ class VoiceDesk:
         customer = self._customer(bridge)
         if customer is None:
             raise CallError("the caller is not on the line")
-        customer.held = on
+        self._set_held(bridge, customer, on)
         customer.clear_input()
         bridge.changed()
         self._publish_call(bridge)
@@ -463,7 +509,7 @@ class VoiceDesk:
             if kind == "consult":
                 customer = self._customer(bridge)
                 if customer is not None:
-                    customer.held = True
+                    self._set_held(bridge, customer, True)
                     bridge.changed()
         invite = Invite(kind, bridge, tenant_id, user_id, me.name, to_user, contact_id)
         self.invites[invite.id] = invite
@@ -516,7 +562,7 @@ class VoiceDesk:
     def _unhold_if_alone(self, bridge: Bridge) -> None:
         customer = self._customer(bridge)
         if customer is not None and customer.held and len(bridge.find(role="agent")) <= 1:
-            customer.held = False
+            self._set_held(bridge, customer, False)
             bridge.changed()
             self._publish_call(bridge)
 
@@ -547,7 +593,7 @@ class VoiceDesk:
                     bridge.remove(leg)
         customer = self._customer(bridge)
         if customer is not None:
-            customer.held = False
+            self._set_held(bridge, customer, False)
             bridge.changed()
         self._publish_call(bridge)
 
@@ -559,7 +605,7 @@ class VoiceDesk:
         )
         customer = self._customer(bridge)
         if customer is not None:
-            customer.held = False
+            self._set_held(bridge, customer, False)
             bridge.changed()
         self._publish_call(bridge)
         return contact

@@ -21,8 +21,9 @@ Where the sources are (and are not):
 - talk: `assigned_at` to `agent_hung_up_at` (calls) or `closed_at` (text channels).
 - wrap-up: `agent_hung_up_at` to `closed_at` (calls: after-call work while the contact is
   still the agent's) plus the agent's timed wrap-up spell that followed the close.
-- hold: NOT recorded yet (media/voice_desk.py keeps hold in memory only): `hold_s` is None,
-  and handle = talk + wrap-up.
+- hold: `hold_s` on the contact (media/voice_desk.py adds up each hold of the caller: the
+  agent's hold button and consults) plus a hold still open (`hold_since`) until talk ended;
+  talk excludes hold and handle = talk + hold + wrap-up. Text channels have no hold (None).
 - csat: `survey_score` (the IVR's key-press survey). Chat has no survey source yet.
 - complaint: the contact's disposition is "complaint" (a tenant's own code); no other source.
 - fcr: as docs/reports.md says, 1 when the customer had no other contact in the 7 days
@@ -95,6 +96,17 @@ def _seconds(later: Any, earlier: Any) -> float | None:
     return max(0.0, round((aware(later) - aware(earlier)).total_seconds(), 3))
 
 
+def _hold_seconds(contact: Doc, talk_end: Any) -> float | None:
+    """Seconds the caller spent on hold (None for channels without hold)."""
+    if contact.get("channel") != "voice":
+        return None
+    held = float(contact.get("hold_s") or 0.0)
+    since = contact.get("hold_since")
+    if since is not None and talk_end is not None:
+        held += _seconds(talk_end, since) or 0.0
+    return round(held, 3)
+
+
 def _flag(value: bool) -> int:
     return 1 if value else 0
 
@@ -148,11 +160,14 @@ def fact_of(
     wait_s = _seconds(assigned, queued) if answered else (_seconds(closed, queued) if abandoned else None)
     talk_end = contact.get("agent_hung_up_at") or (closed if closed_flag else None)
     talk_s = _seconds(talk_end, assigned) if answered else None
+    hold_s = _hold_seconds(contact, talk_end) if answered else None
+    if talk_s is not None and hold_s:
+        talk_s = round(max(0.0, talk_s - hold_s), 3)
     wrapup_s: float | None = None
     if answered and closed_flag:
         after_call = _seconds(closed, contact.get("agent_hung_up_at")) or 0.0
         wrapup_s = round(after_call + (wrapup_spell_s or 0.0), 3)
-    handle_s = round((talk_s or 0.0) + (wrapup_s or 0.0), 3) if talk_s is not None else None
+    handle_s = round((talk_s or 0.0) + (hold_s or 0.0) + (wrapup_s or 0.0), 3) if talk_s is not None else None
     direction = contact.get("direction") or "inbound"
     outcome = (attempt or {}).get("outcome")
     outbound = direction == "outbound"
@@ -191,7 +206,8 @@ def fact_of(
         "answer_wait_s": wait_s if answered else None,
         "talk_s": talk_s,
         "talk_n": _flag(talk_s is not None),
-        "hold_s": None,  # no source yet: see the module docstring
+        "hold_s": hold_s,
+        "hold_n": _flag(hold_s is not None),
         "wrapup_s": wrapup_s,
         "wrapup_n": _flag(wrapup_s is not None),
         "handle_s": handle_s,

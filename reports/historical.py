@@ -65,7 +65,8 @@ COLUMNS = [
     "online_success_value",
 ]
 COUNTS = (
-    "contacts", "offered", "answered", "abandoned", "answered_in_sl", "talk_n", "wrapup_n", "transfers",
+    "contacts", "offered", "answered", "abandoned", "answered_in_sl", "talk_n", "hold_n", "wrapup_n",
+    "transfers",
     "csat_n", "fcr_n", "complaint", "bot_contained", "attempts", "valid_number", "connected", "success",
 )  # fmt: skip
 MAX_DAYS = 400
@@ -136,7 +137,7 @@ def measures(sums: dict[str, float], times: dict[str, float] | None) -> dict[str
         "asa_s": _ratio(s["answer_wait_s"], s["answered"], 1),
         "aht_s": _ratio(s["handle_s"], s["talk_n"], 1),
         "avg_talk_s": _ratio(s["talk_s"], s["talk_n"], 1),
-        "avg_hold_s": None,  # hold is not recorded yet (reports/facts.py)
+        "avg_hold_s": _ratio(s["hold_s"], s["hold_n"], 1),
         "avg_wrapup_s": _ratio(s["wrapup_s"], s["wrapup_n"], 1),
         "contacts_per_hour": None,
         "contact_rate": _ratio(s["answered"] + s["connected"], s["contacts"]),

@@ -47,6 +47,7 @@ SUMMED = (
     "talk_s",
     "talk_n",
     "hold_s",
+    "hold_n",
     "wrapup_s",
     "wrapup_n",
     "handle_s",

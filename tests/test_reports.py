@@ -94,7 +94,7 @@ async def floor(ctx: AppContext) -> dict[str, Any]:
     c2 = contact(
         tid, at(9, 10), **billing, channel="voice", to_number="+15550001", queued_at=at(9, 10),
         assigned_at=at(9, 10, 40), agent_hung_up_at=at(9, 12, 40), closed_at=at(9, 13), agent_id=a,
-        agent_name="Ann", transfers=[{"from": b, "reason": "blind"}],
+        agent_name="Ann", transfers=[{"from": b, "reason": "blind"}], hold_s=30,
     )  # fmt: skip
     c3 = contact(
         tid, at(9, 20), **billing, channel="voice", to_number="+15550001", queued_at=at(9, 20),
@@ -150,13 +150,14 @@ async def test_measures_by_queue(ctx: AppContext, floor: dict[str, Any]) -> None
     assert (billing["offered"], billing["answered"], billing["abandoned"]) == (3, 2, 1)
     assert billing["abandon_rate"] == pytest.approx(1 / 3, abs=1e-4)
     assert billing["service_level"] == pytest.approx(1 / 3, abs=1e-4)  # c1 in 10 s; c2 40 s; c3 abandoned
+    # c2's 120 s on the phone held the caller 30 s: talk 90, hold 30, handle unchanged
     assert (billing["asa_s"], billing["aht_s"], billing["avg_talk_s"], billing["avg_wrapup_s"]) == (
         25,
         235,
-        210,
+        195,
         25,
     )
-    assert (billing["transfers"], billing["csat"], billing["avg_hold_s"]) == (1, 5.0, None)
+    assert (billing["transfers"], billing["csat"], billing["avg_hold_s"]) == (1, 5.0, 30)
     assert (support["offered"], support["answered"], support["service_level"], support["asa_s"]) == (
         1,
         1,

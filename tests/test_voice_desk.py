@@ -76,6 +76,14 @@ async def answer(agent: Agent, contact_id: str) -> None:
     await asyncio.sleep(0.5)
 
 
+async def contact_doc(mongo: EmbeddedDatabase, hub: HubProcess, contact_id: str) -> dict[str, Any]:
+    ctx = context_for(mongo.uri, hub.env["HUB_DB_NAME"])
+    try:
+        return await ctx.db.contacts.find_one({"_id": contact_id}) or {}
+    finally:
+        await ctx.db.close()
+
+
 async def test_caller_agent_hold_whisper_barge_and_recording(
     hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenant_in
 ) -> None:
@@ -119,6 +127,14 @@ async def test_caller_agent_hold_whisper_barge_and_recording(
         assert level_at(held, 8000, ANN_HZ) < SILENT and agent_hears < SILENT
         assert level_at(held, 8000, MUSIC_HZ) > HEARD  # the queue's music
         assert (await ann.http.post(f"/api/calls/{contact_id}/hold", json={"on": False})).status_code == 200
+        # the hold time is kept on the contact for the reports (reports/facts.py)
+        held_s = 0.0
+        for _ in range(50):
+            held_s = float((await contact_doc(mongo, hub_nobot, contact_id)).get("hold_s") or 0.0)
+            if held_s:
+                break
+            await asyncio.sleep(0.1)
+        assert 0.3 <= held_s < 10
 
         # the supervisor sees the call, listens silently, then whispers, then barges in
         live = (await sam.http.get("/api/calls/live")).json()
