@@ -16,6 +16,7 @@ import logging
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
+from bot import csat
 from channels.sms import relay
 from channels.sms.keywords import HELP_TEXT, START_TEXT, keyword_of, set_opt_out
 from channels.sms.segments import count_segments
@@ -93,9 +94,16 @@ async def inbound_sms(request: Request, ctx: AppContext = Depends(get_ctx)) -> R
         return empty_twiml()
     if not text:
         return empty_twiml()
+    info = count_segments(text)
+    data = {"segments": info.segments, "encoding": info.encoding, "message_sid": sid}
+    survey = {"channel": "sms", "customer_number": number}
+    answer = await csat.take_answer(
+        ctx, tenant_id, survey, text, client_id=sid, author_id=customer["_id"], data=data
+    )
+    if answer is not None:
+        return empty_twiml()  # a 1-5 answer to the survey after an agent closed the last conversation
     contact = await thread_contact(ctx, tenant_id, customer, number, to)
     with_bot = contact["status"] == "bot"
-    info = count_segments(text)
     _, created = await append_message(
         ctx,
         contact,
@@ -104,7 +112,7 @@ async def inbound_sms(request: Request, ctx: AppContext = Depends(get_ctx)) -> R
         client_id=sid,
         author_id=customer["_id"],
         bot_state="pending" if with_bot else None,
-        data={"segments": info.segments, "encoding": info.encoding, "message_sid": sid},
+        data=data,
     )
     if created and with_bot:
         ctx.require_bot().schedule(contact["_id"])

@@ -16,6 +16,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pymongo.errors import PyMongoError
 
+from bot import csat
 from channels.webchat.visitors import new_visitor_token, visitor_from_token
 from hub.auth import AuthError
 from hub.contacts import (
@@ -210,6 +211,8 @@ class ChatSession:
             )
         if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
             raise FrameError("bad_frame", "a message needs a client_id of 1-100 characters")
+        if await self._survey_answer(text, client_id):
+            return
         contact = await self._current_contact(client_id)
         email, phone = contact_details_in(text)
         if email or phone:
@@ -241,6 +244,30 @@ class ChatSession:
             await self.ctx.require_bot().resume_awaiting(contact)
         elif created and with_bot:
             self.ctx.require_bot().schedule(contact["_id"])
+
+    async def _survey_answer(self, text: str, client_id: str) -> bool:
+        """A 1-5 answer to the survey after an agent closed the chat (bot/csat.py): stored in
+        that contact and acknowledged there, never sent to the bot or an agent."""
+        answer = await csat.take_answer(
+            self.ctx,
+            self.tenant["_id"],
+            {"visitor_id": self.visitor_id},
+            text,
+            client_id=client_id,
+            author_id=self.visitor_id,
+        )
+        if answer is None:
+            return False
+        await self.send(
+            {
+                "type": "ack",
+                "client_id": client_id,
+                "id": answer["_id"],
+                "seq": answer["seq"],
+                "contact_id": answer["contact_id"],
+            }
+        )
+        return True
 
     async def _current_contact(self, client_id: str) -> Doc:
         """The open contact, or a new one when there is none or the last one is closed."""
