@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 
-from bot import actions
+from bot import actions, csat
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
 from channels.email import api as email_api
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         await sms_relay.resend_pending(ctx)
         outbox.register(ctx, "email", SmtpEmailSender())
         ctx.extra["message_hooks"].append(email_relay.on_message)
+        ctx.extra.setdefault("agent_closed_hooks", []).append(csat.ask)
         await email_relay.resend_pending(ctx)
         await email_inbound.recover(ctx)
         tasks.append(asyncio.create_task(email_imap.run(ctx), name="imap"))

@@ -22,7 +22,6 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from bot import csat
 from hub.contacts import append_message, get_contact, messages_after, update_contact
 from hub.context import AppContext
 from hub.db import Doc
@@ -558,7 +557,10 @@ class Router:
         if contact is None:
             raise RoutingError("this conversation is not assigned to you")
         await append_message(self.ctx, contact, "system", "The agent closed this conversation. Thank you!")
-        await csat.ask(self.ctx, contact)  # chat / SMS satisfaction survey (bot/csat.py)
+        # e.g. the chat / SMS satisfaction survey (bot/csat.py, wired in by hub/app.py: the
+        # router does not import the bot)
+        for hook in self.ctx.extra.get("agent_closed_hooks", ()):
+            await hook(self.ctx, contact)
         await release(self.ctx, agent_id, contact["channel"])
         settings = await tenant_routing(self.ctx, tenant_id)
         wrapup_s = settings.wrapup_s.get(capacity_channel(contact["channel"]), 0)
