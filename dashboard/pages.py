@@ -65,19 +65,30 @@ FORBIDDEN_PAGE = """<!DOCTYPE html>
 
 @router.get("/agent")
 async def agent_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
-    if await _session(request, ctx) is None:
-        return RedirectResponse("/login", status_code=303)
-    return FileResponse(STATIC / "agent.html", media_type="text/html")
+    return await _guarded_page(request, ctx, "agent.html", ())
 
 
-async def _supervisor_page(request: Request, ctx: AppContext, filename: str) -> Response:
-    """A static page for supervisors and admins: signed out goes to the login, others get a 403."""
+async def _guarded_page(
+    request: Request, ctx: AppContext, filename: str, roles: tuple[str, ...], refusal: str | None = None
+) -> Response:
+    """A static page for the given roles (any role when none are given): signed out goes to the
+    login, other roles get a 403 (with `refusal` in place of the supervisors-only wording)."""
     principal = await _session(request, ctx)
     if principal is None:
         return RedirectResponse("/login", status_code=303)
-    if not principal.has_any("supervisor", "admin"):
-        return HTMLResponse(FORBIDDEN_PAGE, status_code=403)
+    if roles and not principal.has_any(*roles):
+        page = FORBIDDEN_PAGE
+        if refusal is not None:
+            page = page.replace("Supervisors only", "Not for your role").replace(
+                "This page is for supervisors and admins.", refusal
+            )
+        return HTMLResponse(page, status_code=403)
     return FileResponse(STATIC / filename, media_type="text/html")
+
+
+async def _supervisor_page(request: Request, ctx: AppContext, filename: str) -> Response:
+    """A static page for supervisors and admins."""
+    return await _guarded_page(request, ctx, filename, ("supervisor", "admin"))
 
 
 @router.get("/wallboard")
@@ -139,45 +150,37 @@ async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
 @router.get("/recordings")
 async def recordings_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """Supervisors and admins; agents too (the page shows only their own calls, if allowed)."""
-    principal = await _session(request, ctx)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not principal.has_any("agent", "supervisor", "admin"):
-        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
-            "This page is for supervisors and admins.", "Recordings are for agents, supervisors and admins."
-        )
-        return HTMLResponse(page, status_code=403)
-    return FileResponse(STATIC / "recordings.html", media_type="text/html")
+    return await _guarded_page(
+        request,
+        ctx,
+        "recordings.html",
+        ("agent", "supervisor", "admin"),
+        "Recordings are for agents, supervisors and admins.",
+    )
 
 
 @router.get("/quality")
 async def quality_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """Quality inspection: supervisors score contacts; agents see (and acknowledge) their own."""
-    if await _session(request, ctx) is None:
-        return RedirectResponse("/login", status_code=303)
-    return FileResponse(STATIC / "quality.html", media_type="text/html")
+    return await _guarded_page(request, ctx, "quality.html", ())
 
 
 @router.get("/kb/stats")
 async def kb_stats_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """Knowledge-base usage statistics (dashboard/kb_stats_api.py): editors, supervisors, admins."""
-    principal = await _session(request, ctx)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not principal.has_any("editor", "supervisor", "admin"):
-        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
-            "This page is for supervisors and admins.", "Statistics are for editors, supervisors and admins."
-        )
-        return HTMLResponse(page, status_code=403)
-    return FileResponse(STATIC / "kb_stats.html", media_type="text/html")
+    return await _guarded_page(
+        request,
+        ctx,
+        "kb_stats.html",
+        ("editor", "supervisor", "admin"),
+        "Statistics are for editors, supervisors and admins.",
+    )
 
 
 @router.get("/kb")
 async def kb_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """The knowledge-base editor: editors and admins write; supervisors and agents read published."""
-    if await _session(request, ctx) is None:
-        return RedirectResponse("/login", status_code=303)
-    return FileResponse(STATIC / "kb.html", media_type="text/html")
+    return await _guarded_page(request, ctx, "kb.html", ())
 
 
 @router.get("/demo")

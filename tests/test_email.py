@@ -9,7 +9,6 @@ import signal
 import smtplib
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -18,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from channels.email.attachments import within_limits
 from channels.email.parse import Attachment, parse, strip_quoted
@@ -26,91 +24,34 @@ from dashboard.canned_api import fill
 from hub.embedded_db import EmbeddedDatabase, free_port
 from hub.ids import new_id, utcnow
 from knowledge.kb import upsert_article
-from tests.conftest import context_for, make_tenant
+from tests.conftest import context_for
+from tests.email_support import Sink, running_email_hub, running_sink, start_sink
+from tests.email_support import email_tenant as shared_email_tenant
 from tests.support import Agent, HubProcess
 
 DB = "hub_email"
 
 
-class Sink:
-    """Collects every mail the hub sends (parsed), through a real aiosmtpd server."""
-
-    def __init__(self) -> None:
-        self.mails: list[EmailMessage] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        raw = envelope.original_content or envelope.content or b""
-        mail = message_from_bytes(raw if isinstance(raw, bytes) else raw.encode(), policy=policy.default)
-        assert isinstance(mail, EmailMessage)
-        self.mails.append(mail)
-        return "250 OK"
-
-    def to(self, address: str) -> list[Mail]:
-        return [Mail(m) for m in self.mails if str(m["To"]) == address]
-
-
-class Mail:
-    """A captured mail with its text part at hand."""
-
-    def __init__(self, message: EmailMessage) -> None:
-        self.message = message
-
-    def __getitem__(self, name: str) -> Any:
-        return self.message[name]
-
-    def get_body(self, preferencelist: tuple[str, ...]) -> Any:
-        return self.message.get_body(preferencelist)
-
-    def text(self) -> str:
-        part = self.message.get_body(("plain",))
-        return str(part.get_content()) if part is not None else ""
-
-
-def start_sink(port: int | None = None) -> tuple[Controller, Sink]:
-    sink = Sink()
-    controller = Controller(sink, hostname="127.0.0.1", port=port or free_port())
-    controller.start()
-    return controller, sink
-
-
 @pytest.fixture(scope="module")
 def sink() -> Iterator[tuple[Controller, Sink]]:
-    controller, collected = start_sink()
-    yield controller, collected
-    controller.stop()
+    with running_sink() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def email_hub(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase) -> Iterator[HubProcess]:
-    process = HubProcess(
-        tmp_path_factory.mktemp("hub_email"),
-        mongo.uri,
-        f"http://127.0.0.1:{free_port()}",
-        env={"HUB_DB_NAME": DB, "HUB_SMTP_RECEIVER_PORT": str(free_port())},
-    )
-    process.start()
-    yield process
-    process.stop()
+    with running_email_hub(tmp_path_factory.mktemp("hub_email"), mongo.uri, DB) as process:
+        yield process
 
 
 async def email_tenant(mongo_uri: str, db: str, smtp_port: int) -> dict[str, Any]:
-    t = await make_tenant(
+    return await shared_email_tenant(
         mongo_uri,
         db,
+        smtp_port,
         agents={"ann": ["general", "billing"], "sue": ["general"]},
         roles={"sue": ["supervisor"]},
     )
-    address = f"support@{t['slug']}.test"
-    ctx = context_for(mongo_uri, db)
-    try:
-        await ctx.db.tenants.update_one(
-            {"_id": t["tenant"]["_id"]},
-            {"$set": {"email": {"address": address, "smtp": {"host": "127.0.0.1", "port": smtp_port}}}},
-        )
-    finally:
-        await ctx.db.close()
-    t["address"] = address
-    return t
 
 
 @pytest.fixture

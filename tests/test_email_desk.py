@@ -17,54 +17,38 @@ from aiosmtpd.controller import Controller
 from channels.email.parse import quote_blocks
 from channels.email.thread import header_date
 from hub.contacts import open_contact
-from hub.embedded_db import EmbeddedDatabase, free_port
+from hub.embedded_db import EmbeddedDatabase
 from hub.ids import utcnow
-from tests.conftest import context_for, make_tenant
+from tests.conftest import context_for
+from tests.email_support import Sink, email_tenant, running_email_hub, running_sink
 from tests.support import Agent, HubProcess
-from tests.test_email import Sink, a_customer, deliver, mail, start_sink, wait_until
+from tests.test_email import a_customer, deliver, mail, wait_until
 
 DB = "hub_email_desk"
 
 
 @pytest.fixture(scope="module")
 def desk_sink() -> Iterator[tuple[Controller, Sink]]:
-    controller, collected = start_sink()
-    yield controller, collected
-    controller.stop()
+    with running_sink() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def desk_hub(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase) -> Iterator[HubProcess]:
-    process = HubProcess(
-        tmp_path_factory.mktemp("hub_email_desk"),
-        mongo.uri,
-        f"http://127.0.0.1:{free_port()}",
-        env={"HUB_DB_NAME": DB, "HUB_SMTP_RECEIVER_PORT": str(free_port())},
-    )
-    process.start()
-    yield process
-    process.stop()
+    with running_email_hub(tmp_path_factory.mktemp("hub_email_desk"), mongo.uri, DB) as process:
+        yield process
 
 
 async def desk_tenant(mongo_uri: str, smtp_port: int, db: str = DB) -> dict[str, Any]:
     """A tenant with a support address whose mail leaves through the test SMTP server; agents
     ann and ben, supervisor sue."""
-    t = await make_tenant(
+    return await email_tenant(
         mongo_uri,
         db,
+        smtp_port,
         agents={"ann": ["general"], "ben": ["general"], "sue": ["general"]},
         roles={"sue": ["supervisor"]},
     )
-    t["address"] = f"support@{t['slug']}.test"
-    ctx = context_for(mongo_uri, db)
-    try:
-        await ctx.db.tenants.update_one(
-            {"_id": t["tenant"]["_id"]},
-            {"$set": {"email": {"address": t["address"], "smtp": {"host": "127.0.0.1", "port": smtp_port}}}},
-        )
-    finally:
-        await ctx.db.close()
-    return t
 
 
 @pytest.fixture

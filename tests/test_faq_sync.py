@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import sys
-import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,6 +30,7 @@ from hub.embedded_db import EmbeddedDatabase, free_port
 from hub.ids import new_id, utcnow
 from hub.rasa_supervisor import RASA_BIN, RASA_PROJECT
 from tests.conftest import TenantFactory, context_for
+from tests.fake_rasa import fake_rasa
 from tests.support import Agent, HubProcess
 
 
@@ -58,34 +57,6 @@ def faq(tenant_id: str, questions: list[str], status: str = "published", kind: s
         "questions": questions,
         "locale": "en",
     }
-
-
-def fake_rasa(tmp_path: Path, *, fail: bool = False) -> tuple[Path, Path]:
-    """A stand-in `rasa` that records each call and writes a model file (or fails)."""
-    calls = tmp_path / "calls.txt"
-    script = tmp_path / "fake-rasa"
-    script.write_text(
-        textwrap.dedent(
-            f"""\
-            #!{sys.executable}
-            import sys, time
-            from pathlib import Path
-            args = sys.argv[1:]
-            with open({str(calls)!r}, "a") as f:
-                f.write(" ".join(args) + "\\n")
-            if {fail!r}:
-                print("InvalidConfigException: broken pipeline")
-                sys.exit(1)
-            time.sleep(1.0)
-            out = Path(args[args.index("--out") + 1])
-            out.mkdir(parents=True, exist_ok=True)
-            name = args[args.index("--fixed-model-name") + 1]
-            (out / f"{{name}}.tar.gz").write_bytes(b"model")
-            """
-        )
-    )
-    script.chmod(0o755)
-    return script, calls
 
 
 def syncer(ctx: AppContext, tmp_path: Path, rasa_bin: Path, quiet_s: float = 0) -> faq_sync.FaqSync:
@@ -202,7 +173,7 @@ async def test_many_publishes_give_one_training_and_one_process_trains(
 
 
 async def test_a_failed_training_keeps_the_old_model_and_says_why(own_db: AppContext, tmp_path: Path) -> None:
-    fake, calls = fake_rasa(tmp_path, fail=True)
+    fake, calls = fake_rasa(tmp_path, failure=["InvalidConfigException: broken pipeline"])
     sync = syncer(own_db, tmp_path, fake)
     await sync._ensure_state()
     loaded = sync.loaded_hash

@@ -12,8 +12,6 @@ import os
 import shutil
 import signal
 import socket
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +24,7 @@ import yaml
 
 from bot.rasa_server import RasaServer
 from bot.training import default_model_cache, ensure_model, project_hash
+from tests.fake_rasa import fake_rasa
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = ROOT / "bot" / "rasa"
@@ -74,35 +73,6 @@ def _log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
-def _fake_rasa(tmp_path: Path, *, fail: bool = False) -> tuple[Path, Path]:
-    """A stand-in `rasa` that records each call; for lock and error paths only."""
-    calls = tmp_path / "calls.txt"
-    script = tmp_path / "fake-rasa"
-    script.write_text(
-        textwrap.dedent(
-            f"""\
-            #!{sys.executable}
-            import sys, time
-            from pathlib import Path
-            args = sys.argv[1:]
-            with open({str(calls)!r}, "a") as f:
-                f.write(" ".join(args) + "\\n")
-            if {fail!r}:
-                print("line one of the output")
-                print("YamlValidationException: broken domain")
-                sys.exit(1)
-            time.sleep(1.0)
-            out = Path(args[args.index("--out") + 1])
-            out.mkdir(parents=True, exist_ok=True)
-            name = args[args.index("--fixed-model-name") + 1]
-            (out / f"{{name}}.tar.gz").write_bytes(b"model")
-            """
-        )
-    )
-    script.chmod(0o755)
-    return script, calls
-
-
 def test_project_hash_is_stable_and_tracks_nlu_changes(tmp_path: Path) -> None:
     copy = tmp_path / "project"
     shutil.copytree(PROJECT, copy, ignore=shutil.ignore_patterns(".rasa", "models"))
@@ -146,7 +116,7 @@ def test_ensure_model_trains_once_then_uses_cache() -> None:
 
 
 def test_ensure_model_concurrent_callers_train_once(tmp_path: Path) -> None:
-    fake, calls = _fake_rasa(tmp_path)
+    fake, calls = fake_rasa(tmp_path)
     cache = tmp_path / "cache"
     logs: list[str] = []
     lock = threading.Lock()
@@ -165,7 +135,8 @@ def test_ensure_model_concurrent_callers_train_once(tmp_path: Path) -> None:
 
 
 def test_ensure_model_failure_reports_rasa_output(tmp_path: Path) -> None:
-    fake, _ = _fake_rasa(tmp_path, fail=True)
+    failure = ["line one of the output", "YamlValidationException: broken domain"]
+    fake, _ = fake_rasa(tmp_path, failure=failure)
     cache = tmp_path / "cache"
     with pytest.raises(RuntimeError, match="YamlValidationException: broken domain"):
         ensure_model(PROJECT, fake, cache)

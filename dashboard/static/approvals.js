@@ -13,19 +13,8 @@
   function $(id) { return document.getElementById(id); }
 
   var canReview = false;
-  var errorBox = $("ap-error");
-
-  function showError(text) {
-    errorBox.textContent = text || "";
-    errorBox.hidden = !text;
-  }
-
-  function failed(node) {
-    return function (e) {
-      if (e && e.status === 401) return;
-      say(node, C.message(e), true);
-    };
-  }
+  var showError = C.errorBox($("ap-error"));
+  var failed = C.failed;
 
   function statusCell(status, reason) {
     var td = el("td", "ap-status-cell");

@@ -1,5 +1,6 @@
 /* Shared by the outbound compliance pages (/dnc and /approvals): the form upload (HubDesk.api
- * sends JSON only), date display, status lines, and the top bar (who is signed in, log out).
+ * sends JSON only), date display, status lines and error boxes, the invalid-rows table of an
+ * import report, and the top bar (who is signed in, log out).
  * Plain ES2020; all data goes into the page through textContent / value.
  */
 (function () {
@@ -45,6 +46,41 @@
 
   function message(e) { return e && e.message ? e.message : String(e); }
 
+  // A page-wide error box: shows the text given, hides itself on none.
+  function errorBox(node) {
+    return function (text) {
+      node.textContent = text || "";
+      node.hidden = !text;
+    };
+  }
+
+  // A catch handler that writes the error into a status line (a 401 has already gone to the login).
+  function failed(node) {
+    return function (e) {
+      if (e && e.status === 401) return;
+      say(node, message(e), true);
+    };
+  }
+
+  // The invalid rows of an import report (line, value, why) as a table.
+  function invalidTable(rows, className) {
+    var table = D.el("table", "rt-table hl-invalid" + (className ? " " + className : ""));
+    var head = D.el("thead"), h = D.el("tr");
+    ["Line", "Value", "Why"].forEach(function (t) { h.appendChild(D.el("th", null, t)); });
+    head.appendChild(h);
+    table.appendChild(head);
+    var body = D.el("tbody");
+    rows.forEach(function (bad) {
+      var tr = D.el("tr");
+      tr.appendChild(D.el("td", "num", bad.line));
+      tr.appendChild(D.el("td", null, bad.value));
+      tr.appendChild(D.el("td", null, bad.reason));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    return table;
+  }
+
   function button(text, className) {
     var node = D.el("button", "btn " + (className || ""), text);
     node.type = "button";
@@ -69,6 +105,6 @@
 
   window.HubCompliance = {
     upload: upload, when: when, endOfDay: endOfDay, say: say, message: message, button: button,
-    signedIn: signedIn,
+    errorBox: errorBox, failed: failed, invalidTable: invalidTable, signedIn: signedIn,
   };
 })();

@@ -21,19 +21,8 @@
   function $(id) { return document.getElementById(id); }
 
   var state = { skip: 0, total: 0, isAdmin: false };
-  var errorBox = $("dn-error");
-
-  function showError(text) {
-    errorBox.textContent = text || "";
-    errorBox.hidden = !text;
-  }
-
-  function failed(node) {
-    return function (e) {
-      if (e && e.status === 401) return;
-      say(node, C.message(e), true);
-    };
-  }
+  var showError = C.errorBox($("dn-error"));
+  var failed = C.failed;
 
   // ------------------------------------------------------------------ the entries
   function filters() {
@@ -182,21 +171,7 @@
     });
     root.appendChild(figures);
     if (!r.invalid || !r.invalid.length) return;
-    var table = el("table", "rt-table hl-invalid dn-invalid");
-    var head = el("thead"), h = el("tr");
-    ["Line", "Value", "Why"].forEach(function (t) { h.appendChild(el("th", null, t)); });
-    head.appendChild(h);
-    table.appendChild(head);
-    var body = el("tbody");
-    r.invalid.forEach(function (bad) {
-      var tr = el("tr");
-      tr.appendChild(el("td", "num", bad.line));
-      tr.appendChild(el("td", null, bad.value));
-      tr.appendChild(el("td", null, bad.reason));
-      body.appendChild(tr);
-    });
-    table.appendChild(body);
-    root.appendChild(table);
+    root.appendChild(C.invalidTable(r.invalid, "dn-invalid"));
     if (r.invalid_count > r.invalid.length) {
       root.appendChild(el("div", "empty-note", "…and " + (r.invalid_count - r.invalid.length) + " more invalid rows."));
     }

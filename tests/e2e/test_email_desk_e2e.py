@@ -21,13 +21,14 @@ from aiosmtpd.controller import Controller
 from playwright.async_api import expect
 
 from channels.sms.segments import count_segments
-from hub.embedded_db import EmbeddedDatabase, free_port
+from hub.embedded_db import EmbeddedDatabase
 from hub.ids import new_id, utcnow
 from tests.conftest import context_for
 from tests.e2e.conftest import OpenPage, console_errors
 from tests.e2e.test_wallboard_e2e import logs_in
+from tests.email_support import Sink, running_email_hub, running_sink
 from tests.support import Agent, HubProcess
-from tests.test_email import Sink, a_customer, deliver, mail, start_sink, wait_until
+from tests.test_email import a_customer, deliver, mail, wait_until
 from tests.test_email_desk import DB as DESK_DB
 from tests.test_email_desk import desk_tenant
 from tests.test_sms import a_number
@@ -40,23 +41,15 @@ SCRIPT_MARK = "SCRIPT RAN"
 
 @pytest.fixture(scope="module")
 def e2e_sink() -> Iterator[tuple[Controller, Sink]]:
-    controller, collected = start_sink()
-    yield controller, collected
-    controller.stop()
+    with running_sink() as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
 def mail_hub(tmp_path_factory: pytest.TempPathFactory, mongo: EmbeddedDatabase) -> Iterator[HubProcess]:
     """A hub with its SMTP receiver (hub_nobot has none), on a database of its own."""
-    process = HubProcess(
-        tmp_path_factory.mktemp("hub_email_desk_e2e"),
-        mongo.uri,
-        f"http://127.0.0.1:{free_port()}",
-        env={"HUB_DB_NAME": DB, "HUB_SMTP_RECEIVER_PORT": str(free_port())},
-    )
-    process.start()
-    yield process
-    process.stop()
+    with running_email_hub(tmp_path_factory.mktemp("hub_email_desk_e2e"), mongo.uri, DB) as process:
+        yield process
 
 
 async def test_agent_reads_an_email_with_an_attachment_and_answers_with_a_canned_response(
