@@ -7,6 +7,8 @@ ask for "everything after seq N"; a client-supplied id makes resends idempotent.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from pymongo import ReturnDocument
@@ -191,3 +193,34 @@ def public_contact(contact: Doc) -> dict[str, Any]:
         "note": contact.get("note"),
         "previous_contact_id": contact.get("previous_contact_id"),  # a follow-up of a closed contact
     }
+
+
+async def resend_unqueued(
+    ctx: AppContext,
+    channel: str,
+    authors: Sequence[str],
+    queued_marker: str,
+    send: Callable[[AppContext, Doc, Doc], Awaitable[None]],
+    window: timedelta = timedelta(hours=24),
+) -> int:
+    """At start-up: replies in open `channel` contacts stored just before a crash, before their
+    channel relay wrote `queued_marker` (its proof of an outbox row), go to `send` again (the
+    outbox key makes a repeat harmless). Messages queued by their writer (`data.outbox_key`)
+    are left alone."""
+    count = 0
+    since = utcnow() - window
+    contacts = ctx.db.contacts.find({"channel": channel, "status": {"$in": list(OPEN_STATUSES)}})
+    async for contact in contacts:
+        messages = ctx.db.messages.find(
+            {
+                "contact_id": contact["_id"],
+                "author": {"$in": list(authors)},
+                "created_at": {"$gte": since},
+                queued_marker: None,
+                "data.outbox_key": None,
+            }
+        )
+        async for message in messages:
+            await send(ctx, contact, message)
+            count += 1
+    return count

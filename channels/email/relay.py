@@ -13,10 +13,9 @@ from datetime import timedelta
 from channels.email.compose import message_id_for, reply_subject
 from channels.email.config import address_of
 from hub import outbox
-from hub.contacts import OPEN_STATUSES
+from hub.contacts import resend_unqueued
 from hub.context import AppContext
 from hub.db import Doc
-from hub.ids import utcnow
 
 OUTGOING_AUTHORS = ("bot", "agent")  # "Ann joined" system lines are chat noise in a mailbox
 RESEND_WINDOW = timedelta(hours=24)
@@ -127,20 +126,6 @@ async def on_message(ctx: AppContext, contact: Doc, message: Doc) -> None:
 
 async def resend_pending(ctx: AppContext) -> int:
     """Enqueue outgoing messages of open email contacts that have no outbox row (crash window)."""
-    count = 0
-    since = utcnow() - RESEND_WINDOW
-    contacts = ctx.db.contacts.find({"channel": "email", "status": {"$in": list(OPEN_STATUSES)}})
-    async for contact in contacts:
-        messages = ctx.db.messages.find(
-            {
-                "contact_id": contact["_id"],
-                "author": {"$in": list(OUTGOING_AUTHORS)},
-                "created_at": {"$gte": since},
-                "email_message_id": None,
-                "data.outbox_key": None,
-            }
-        )
-        async for message in messages:
-            await on_message(ctx, contact, message)
-            count += 1
-    return count
+    return await resend_unqueued(
+        ctx, "email", OUTGOING_AUTHORS, "email_message_id", on_message, RESEND_WINDOW
+    )

@@ -13,10 +13,9 @@ from datetime import timedelta
 
 from channels.sms.segments import count_segments, split_body
 from hub import outbox
-from hub.contacts import OPEN_STATUSES
+from hub.contacts import resend_unqueued
 from hub.context import AppContext
 from hub.db import Doc
-from hub.ids import utcnow
 
 OUTGOING_AUTHORS = ("bot", "agent", "system")
 RESEND_WINDOW = timedelta(hours=24)
@@ -81,21 +80,5 @@ async def on_message(ctx: AppContext, contact: Doc, message: Doc) -> None:
 
 
 async def resend_pending(ctx: AppContext) -> int:
-    """Enqueue outgoing messages of open SMS contacts that have no outbox row (crash window)."""
-    count = 0
-    since = utcnow() - RESEND_WINDOW
-    contacts = ctx.db.contacts.find({"channel": "sms", "status": {"$in": list(OPEN_STATUSES)}})
-    async for contact in contacts:
-        messages = ctx.db.messages.find(
-            {
-                "contact_id": contact["_id"],
-                "author": {"$in": list(OUTGOING_AUTHORS)},
-                "created_at": {"$gte": since},
-                "segments": None,
-                "data.outbox_key": None,
-            }
-        )
-        async for message in messages:
-            await on_message(ctx, contact, message)
-            count += 1
-    return count
+    """Enqueue outgoing messages of open sms contacts that have no outbox row (crash window)."""
+    return await resend_unqueued(ctx, "sms", OUTGOING_AUTHORS, "segments", on_message, RESEND_WINDOW)
