@@ -16,8 +16,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request, WebSocket, status
 
 from hub.context import AppContext, get_ctx
+from hub.permissions import BUILTIN_ROLES, effective_permissions
 
-ROLES = ("admin", "supervisor", "agent", "editor")
+ROLES = tuple(BUILTIN_ROLES)
 SESSION_COOKIE = "hub_session"
 _hasher = PasswordHasher()
 # A fixed hash to verify against when the user does not exist, so a login for an
@@ -70,9 +71,21 @@ class Principal:
     email: str
     name: str
     roles: tuple[str, ...]
+    permissions: frozenset[str] = frozenset()
+    tenant_level: str = "customer"
+    # the tenant's ancestors, top first: a tenant manages those whose path holds its id
+    tenant_path: tuple[str, ...] = ()
+    token_version: int = 0
 
     def has_any(self, *roles: str) -> bool:
         return bool(set(roles) & set(self.roles))
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def manages(self, tenant: dict[str, Any]) -> bool:
+        """True for a tenant strictly below the caller's own (any depth)."""
+        return self.tenant_id in (tenant.get("path") or ())
 
 
 async def authenticate(ctx: AppContext, tenant_slug: str, email: str, password: str) -> Principal | None:
@@ -88,10 +101,30 @@ async def authenticate(ctx: AppContext, tenant_slug: str, email: str, password: 
     if not verify_password(user["password_hash"], password):
         return None
     assert tenant is not None
-    return _principal(user, tenant)
+    if not await tenant_enabled(ctx, tenant):
+        return None
+    return await _principal(ctx, user, tenant)
 
 
-def _principal(user: dict[str, Any], tenant: dict[str, Any]) -> Principal:
+async def tenant_enabled(ctx: AppContext, tenant: dict[str, Any]) -> bool:
+    """A tenant is usable when it and every tenant above it are enabled."""
+    if tenant.get("active") is False:
+        return False
+    path = tenant.get("path") or []
+    if not path:
+        return True
+    return await ctx.db.tenants.count_documents({"_id": {"$in": path}, "active": False}) == 0
+
+
+async def tenant_role_permissions(ctx: AppContext, tenant_id: str) -> dict[str, list[str]]:
+    """The tenant's stored roles (edited built-ins and its own), name -> permissions."""
+    cursor = ctx.db.roles.find({"tenant_id": tenant_id}, {"name": 1, "permissions": 1})
+    return {doc["name"]: list(doc.get("permissions", [])) for doc in await cursor.to_list(None)}
+
+
+async def _principal(ctx: AppContext, user: dict[str, Any], tenant: dict[str, Any]) -> Principal:
+    roles = tuple(user["roles"])
+    stored = await tenant_role_permissions(ctx, tenant["_id"])
     return Principal(
         user_id=user["_id"],
         tenant_id=tenant["_id"],
@@ -99,13 +132,20 @@ def _principal(user: dict[str, Any], tenant: dict[str, Any]) -> Principal:
         tenant_name=tenant["name"],
         email=user["email"],
         name=user["name"],
-        roles=tuple(user["roles"]),
+        roles=roles,
+        permissions=effective_permissions(roles, stored),
+        tenant_level=tenant.get("level") or "customer",
+        tenant_path=tuple(tenant.get("path") or ()),
+        token_version=int(user.get("token_version", 0)),
     )
 
 
 def session_token(ctx: AppContext, principal: Principal, typ: str = "session") -> str:
+    """`tv` is the user's token version: a password reset bumps it, ending older sessions."""
     ttl = ctx.settings.session_ttl_s if typ == "session" else ctx.settings.api_token_ttl_s
-    return issue_token(ctx.settings.secret, typ, principal.user_id, principal.tenant_id, ttl)
+    return issue_token(
+        ctx.settings.secret, typ, principal.user_id, principal.tenant_id, ttl, tv=principal.token_version
+    )
 
 
 async def principal_from_token(ctx: AppContext, token: str) -> Principal:
@@ -114,7 +154,11 @@ async def principal_from_token(ctx: AppContext, token: str) -> Principal:
     tenant = await ctx.db.tenants.find_one({"_id": payload["tid"]})
     if user is None or tenant is None:
         raise AuthError("invalid token")
-    return _principal(user, tenant)
+    if int(payload.get("tv", 0)) != int(user.get("token_version", 0)):
+        raise AuthError("session ended: sign in again")
+    if not await tenant_enabled(ctx, tenant):
+        raise AuthError("this account is disabled")
+    return await _principal(ctx, user, tenant)
 
 
 def _bearer(header: str | None) -> str | None:
@@ -136,6 +180,17 @@ async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
 def require_roles(*roles: str) -> Any:
     async def check(principal: Principal = Depends(current_user)) -> Principal:
         if not principal.has_any(*roles):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "not permitted for your role")
+        return principal
+
+    return Depends(check)
+
+
+def require_permission(*permissions: str) -> Any:
+    """A dependency passing callers whose roles grant any of `permissions`."""
+
+    async def check(principal: Principal = Depends(current_user)) -> Principal:
+        if not any(principal.can(p) for p in permissions):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "not permitted for your role")
         return principal
 

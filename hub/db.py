@@ -15,6 +15,10 @@ Doc = dict[str, Any]
 # in a contact, one message per visitor client id, one user per email per tenant.
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tenants", [("slug", ASCENDING)], {"unique": True}),
+    # the tenant tree (hub/tenancy.py): everything below a tenant; a tenant's roles
+    ("tenants", [("path", ASCENDING)], {}),
+    ("tenants", [("parent_id", ASCENDING)], {}),
+    ("roles", [("tenant_id", ASCENDING), ("name", ASCENDING)], {"unique": True}),
     ("outbox", [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], {"unique": True}),
     ("outbox", [("state", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
     ("outbox", [("provider_id", ASCENDING)], {}),

@@ -1,4 +1,9 @@
-"""Tenants and staff accounts."""
+"""Tenants (three levels: operator, reseller, customer) and staff accounts.
+
+A tenant's `path` lists its ancestors' ids, top first, so "everything below me"
+is one indexed query (`{"path": my_id}`) and a disabled ancestor disables its
+whole subtree (hub.auth.tenant_enabled).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from hub.auth import ROLES, hash_password
 from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import new_id, utcnow
+from hub.permissions import CHILD_LEVELS, LEVELS
 
 DEFAULT_DISPOSITIONS = [
     {"code": "resolved", "label": "Resolved"},
@@ -26,14 +32,29 @@ class TenancyError(ValueError):
     """Invalid tenant or user data; the message is shown to the operator."""
 
 
-async def create_tenant(ctx: AppContext, slug: str, name: str) -> Doc:
+async def create_tenant(
+    ctx: AppContext, slug: str, name: str, *, level: str = "customer", parent: Doc | None = None
+) -> Doc:
+    """A tenant; with `parent`, one level below it (checked against CHILD_LEVELS)."""
     slug = slug.strip().lower()
     if not _SLUG.match(slug):
         raise TenancyError("tenant slug must be 2-41 characters of a-z, 0-9 and '-'")
+    if level not in LEVELS:
+        raise TenancyError(f"level must be one of {', '.join(LEVELS)}")
+    path: list[str] = []
+    if parent is not None:
+        parent_level = parent.get("level") or "customer"
+        if level not in CHILD_LEVELS[parent_level]:
+            raise TenancyError(f"a {parent_level} cannot create a {level}")
+        path = [*(parent.get("path") or []), parent["_id"]]
     tenant: Doc = {
         "_id": new_id(),
         "slug": slug,
         "name": name.strip() or slug,
+        "level": level,
+        "parent_id": parent["_id"] if parent is not None else None,
+        "path": path,
+        "active": True,
         "dispositions": DEFAULT_DISPOSITIONS,
         "created_at": utcnow(),
     }
@@ -62,9 +83,11 @@ async def create_user(
     email = email.strip().lower()
     if not _EMAIL.match(email):
         raise TenancyError(f"invalid email address: {email!r}")
-    unknown = set(roles) - set(ROLES)
+    custom = [doc["name"] async for doc in ctx.db.roles.find({"tenant_id": tenant_id}, {"name": 1})]
+    known = sorted(set(ROLES) | set(custom))
+    unknown = set(roles) - set(known)
     if not roles or unknown:
-        raise TenancyError(f"roles must be some of {', '.join(ROLES)}")
+        raise TenancyError(f"roles must be some of {', '.join(known)}")
     if len(password) < 8:
         raise TenancyError("password must have at least 8 characters")
     fields: Doc = {

@@ -120,12 +120,15 @@ async def make_tenant(
     db_name: str,
     agents: dict[str, list[str]] | None = None,
     roles: dict[str, list[str]] | None = None,
+    level: str = "customer",
+    parent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A fresh tenant (unique slug) with agents `{"ann": ["billing"], ...}` (emails ann@t.test)."""
+    """A fresh tenant (unique slug) with agents `{"ann": ["billing"], ...}` (emails ann@t.test),
+    optionally at `level` below the `parent` tenant document."""
     context = context_for(mongo_uri, db_name)
     try:
         slug = f"t-{new_id()[:10]}"
-        tenant = await create_tenant(context, slug, f"Tenant {slug}")
+        tenant = await create_tenant(context, slug, f"Tenant {slug}", level=level, parent=parent)
         users = {}
         for name, skills in (
             agents or {"ann": ["billing", "general"], "ben": ["technical", "general"]}
