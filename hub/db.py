@@ -19,6 +19,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("tenants", [("path", ASCENDING)], {}),
     ("tenants", [("parent_id", ASCENDING)], {}),
     ("roles", [("tenant_id", ASCENDING), ("name", ASCENDING)], {"unique": True}),
+    ("audit_log", [("tenant_id", ASCENDING), ("at", DESCENDING)], {}),
     ("outbox", [("tenant_id", ASCENDING), ("idempotency_key", ASCENDING)], {"unique": True}),
     ("outbox", [("state", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
     ("outbox", [("provider_id", ASCENDING)], {}),
