@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from dashboard.screen_pop import call_context, recent_utterances, suggestions
+from hub.audit import record_sign_in
 from hub.auth import SESSION_COOKIE, Principal, authenticate, current_user, require_roles, session_token
+from hub.branding import effective_branding, public_branding
 from hub.contacts import append_message, get_contact, messages_after, public_contact, public_message
 from hub.context import AppContext, get_ctx
+from hub.csrf import CSRF_COOKIE, new_csrf_token
 from hub.db import Doc
 from hub.ids import iso
+from hub.ratelimit import client_ip, login_limits, retry_after_header
 from knowledge.customers import get_customer, public_customer
 from knowledge.kb import public_article, search
 from routing.assignment import RoutingError, offered_agents
@@ -54,15 +58,43 @@ def me_view(p: Principal, skills: list[str]) -> dict[str, Any]:
         "name": p.name,
         "roles": list(p.roles),
         "skills": skills,
+        "permissions": sorted(p.permissions),
+        "tenant_level": p.tenant_level,
     }
 
 
 @router.post("/auth/login")
-async def login(body: LoginRequest, response: Response, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
+async def login(
+    body: LoginRequest, request: Request, response: Response, ctx: AppContext = Depends(get_ctx)
+) -> dict[str, Any]:
+    # failures are limited per account and per address (hub/ratelimit.py); while locked even
+    # the right password is refused, or a guesser would simply keep going
+    ip = client_ip(request.scope)
+    limits = login_limits(ctx.extra, ctx.settings)
+    wait = limits.retry_after(body.tenant, body.email, ip)
+    if wait > 0:
+        seconds = retry_after_header(wait)
+        raise HTTPException(
+            429,
+            f"Too many failed sign-ins. Try again in {seconds} seconds.",
+            headers={"Retry-After": seconds},
+        )
     principal = await authenticate(ctx, body.tenant, body.email, body.password)
+    await record_sign_in(ctx, principal, body.tenant, body.email, ip)
     if principal is None:
+        limits.failed(body.tenant, body.email, ip)
         raise HTTPException(401, "invalid credentials")
     token = session_token(ctx, principal)
+    # the double-submit token cookie pages echo in X-CSRF-Token (hub/csrf.py)
+    response.set_cookie(
+        CSRF_COOKIE,
+        new_csrf_token(),
+        max_age=ctx.settings.session_ttl_s,
+        httponly=False,  # the pages' scripts read it
+        samesite="strict",
+        secure=ctx.settings.secure_cookies,
+        path="/",
+    )
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -85,6 +117,7 @@ async def api_token(
 @router.post("/auth/logout")
 async def logout(response: Response) -> dict[str, str]:
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
     return {"status": "signed out"}
 
 
@@ -92,8 +125,14 @@ async def logout(response: Response) -> dict[str, str]:
 async def me(
     principal: Principal = Depends(current_user), ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
-    user = await ctx.db.users.find_one({"_id": principal.user_id}, {"skills": 1})
-    return me_view(principal, (user or {}).get("skills", []))
+    user = await ctx.db.users.find_one({"_id": principal.user_id}, {"skills": 1, "must_change_password": 1})
+    tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id}) or {"_id": principal.tenant_id}
+    return {
+        **me_view(principal, (user or {}).get("skills", [])),
+        "must_change_password": bool((user or {}).get("must_change_password")),
+        # the name and logo for the top bar: the tenant's own or the nearest ancestor's
+        "branding": public_branding(principal.tenant_slug, await effective_branding(ctx, tenant)),
+    }
 
 
 async def _agent(ctx: AppContext, principal: Principal) -> Doc:

@@ -27,6 +27,7 @@ from routing.campaigns import (
     create_campaign,
     dispositions,
     get_campaign,
+    outbound_block,
     progress,
     public_campaign,
     transition,
@@ -314,6 +315,9 @@ async def dial_record(
     )
     if not decision.allowed:
         raise HTTPException(409, f"this number may not be dialled now: {decision.reason}")
+    blocked = await outbound_block(ctx, principal.tenant_id)
+    if blocked:
+        raise HTTPException(409, f"no outbound calls now: {blocked}")
     dialer = ctx.extra.get("dialer")
     if dialer is None:
         raise HTTPException(503, "the dialer is not running on this hub")

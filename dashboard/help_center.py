@@ -20,8 +20,6 @@ from __future__ import annotations
 import html
 import re
 import secrets
-import time
-from collections import deque
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -32,6 +30,7 @@ from bot import faq_answers
 from hub.auth import AuthError
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
+from hub.ratelimit import RateLimiter  # one sliding window for the whole hub
 from hub.tenancy import get_tenant_by_slug
 from knowledge import articles, usage
 from knowledge.render import render_markdown
@@ -102,31 +101,6 @@ UI: dict[str, dict[str, str]] = {
         "slow_down": "您所在网络的评价次数过多，请稍后再试。",
     },
 }
-
-
-class RateLimiter:
-    """At most `limit` events per `window_s` per key (a sliding window kept in memory).
-
-    Our own: a few lines, one process's view, enough to stop a script from stuffing votes;
-    a library (slowapi) would add a dependency for this one counter."""
-
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit = limit
-        self.window_s = window_s
-        self._hits: dict[str, deque[float]] = {}
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - self.window_s:
-            hits.popleft()
-        if len(hits) >= self.limit:
-            return False
-        hits.append(now)
-        if len(self._hits) > 10_000:  # forget idle addresses
-            for stale in [k for k, v in self._hits.items() if not v or v[-1] <= now - self.window_s]:
-                del self._hits[stale]
-        return True
 
 
 def _limiter(ctx: AppContext) -> RateLimiter:

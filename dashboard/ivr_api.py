@@ -21,14 +21,16 @@ from pymongo.errors import DuplicateKeyError
 from starlette.datastructures import UploadFile
 
 from bot.ivr import PROMPTS_BUCKET, Flow, FlowError, prompt_audio, validate_flow
-from hub.auth import Principal, require_roles
+from hub.auth import Principal, require_permission
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import iso, new_id, utcnow
+from hub.numbers import NumberConflict, check_flow_number
 from routing.approvals import prompt_approval
 
 router = APIRouter(prefix="/api/ivr")
-IVR_ADMIN = require_roles("admin", "supervisor")
+# supervisors and admins hold flows.manage by default; so does the technician role
+IVR_ADMIN = require_permission("flows.manage")
 MAX_PROMPT_BYTES = 5 * 1024 * 1024
 # Multipart framing around the file (boundaries, part headers, a name field).
 _MULTIPART_SLACK = 16 * 1024
@@ -119,6 +121,10 @@ async def _checked_flow(ctx: AppContext, principal: Principal, body: Doc, flow_i
     for audio_id in sorted(flow.audio_ids()):
         if await _own_prompt(ctx, principal.tenant_id, audio_id) is None:
             raise HTTPException(422, f"audio prompt {audio_id!r} does not exist; upload it first")
+    try:  # the number inventory (hub/numbers.py): another tenant's number is refused
+        await check_flow_number(ctx, principal.tenant_id, flow.number)
+    except NumberConflict as exc:
+        raise HTTPException(409, str(exc)) from exc
     return flow
 
 

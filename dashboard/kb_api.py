@@ -32,6 +32,8 @@ WRITER = require_roles("editor", "admin")
 READER = require_roles("editor", "admin", "supervisor", "agent")
 ADMIN = require_roles("admin")
 _MULTIPART_SLACK = 64 * 1024
+# revision numbers: a bigger one is a 422, not a BSON int64 overflow in the driver
+MAX_VERSION = 2**31 - 1
 
 
 class ArticleIn(BaseModel):
@@ -52,11 +54,11 @@ class ArticleUpdate(BaseModel):
     category: str | None = None
     tags: list[str] | None = None
     locale: str | None = None
-    base_version: int | None = None
+    base_version: int | None = Field(default=None, ge=0, le=MAX_VERSION)
 
 
 class RollbackIn(BaseModel):
-    version: int
+    version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class PreviewIn(BaseModel):
@@ -294,8 +296,8 @@ async def list_revisions(
 @router.get("/articles/{article_id}/diff")
 async def diff_versions(
     article_id: str,
-    a: int = Query(ge=1),
-    b: int = Query(ge=1),
+    a: int = Query(ge=1, le=MAX_VERSION),
+    b: int = Query(ge=1, le=MAX_VERSION),
     principal: Principal = WRITER,
     ctx: AppContext = Depends(get_ctx),
 ) -> Doc:

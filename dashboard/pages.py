@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Resp
 
 from hub.auth import SESSION_COOKIE, AuthError, Principal, principal_from_token
 from hub.context import AppContext, get_ctx
+from hub.csrf import CSRF_COOKIE
 
 router = APIRouter(include_in_schema=False)
 STATIC = Path(__file__).parent / "static"
@@ -30,6 +31,7 @@ async def login_page() -> FileResponse:
 async def logout() -> RedirectResponse:
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
+    response.delete_cookie(CSRF_COOKIE, path="/")
     return response
 
 
@@ -115,8 +117,27 @@ async def dnc_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Resp
 
 @router.get("/approvals")
 async def approvals_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
-    """Caller ids and audio prompts for outbound use: submit, and (admins) approve or reject."""
+    """Caller ids and audio prompts for outbound use: supervisors and admins submit, holders of
+    approvals.review (e.g. the operator's service staff) approve or reject."""
+    principal = await _session(request, ctx)
+    if principal is not None and principal.can("approvals.review"):
+        return FileResponse(STATIC / "approvals.html", media_type="text/html")
     return await _supervisor_page(request, ctx, "approvals.html")
+
+
+@router.get("/telephony")
+async def telephony_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Numbers, the Twilio account, SIP trunks and outbound routes (dashboard/telephony_api.py):
+    holders of telephony.manage or flows.manage."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not (principal.can("telephony.manage") or principal.can("flows.manage")):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "Telephony settings are for admins and technicians."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "telephony.html", media_type="text/html")
 
 
 @router.get("/questionnaires")
@@ -144,7 +165,29 @@ async def bot_analytics_page(request: Request, ctx: AppContext = Depends(get_ctx
 
 @router.get("/routing")
 async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Holders of agents.manage (supervisors, admins, technicians by default)."""
+    principal = await _session(request, ctx)
+    if principal is not None and principal.can("agents.manage"):
+        return FileResponse(STATIC / "routing.html", media_type="text/html")
     return await _supervisor_page(request, ctx, "routing.html")
+
+
+ADMIN_PERMISSIONS = ("tenants.manage", "users.manage", "roles.manage", "branding.manage")
+
+
+@router.get("/admin")
+async def admin_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Tenants, users, roles and branding (dashboard/admin_api.py): holders of any of their
+    permissions; the page shows the tabs the caller may use."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not any(principal.can(p) for p in ADMIN_PERMISSIONS):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "Administration is for admins."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "admin.html", media_type="text/html")
 
 
 @router.get("/recordings")
@@ -163,6 +206,35 @@ async def recordings_page(request: Request, ctx: AppContext = Depends(get_ctx)) 
 async def quality_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
     """Quality inspection: supervisors score contacts; agents see (and acknowledge) their own."""
     return await _guarded_page(request, ctx, "quality.html", ())
+
+
+@router.get("/billing")
+async def billing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """Balances, top-ups, rate tables and statements (dashboard/billing_api.py): holders of a
+    billing permission (finance, admins, supervisors by default)."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not any(principal.can(p) for p in ("billing.view", "billing.topup", "billing.rates")):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "Billing is for finance staff and admins."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "billing.html", media_type="text/html")
+
+
+@router.get("/audit")
+async def audit_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """The audit log (dashboard/audit_api.py): holders of audit.view."""
+    principal = await _session(request, ctx)
+    if principal is None:
+        return RedirectResponse("/login", status_code=303)
+    if not principal.can("audit.view"):
+        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
+            "This page is for supervisors and admins.", "The audit log is for admins and supervisors."
+        )
+        return HTMLResponse(page, status_code=403)
+    return FileResponse(STATIC / "audit.html", media_type="text/html")
 
 
 @router.get("/kb/stats")

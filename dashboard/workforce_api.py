@@ -101,4 +101,7 @@ async def day_staffing(
         max_occupancy=max_occupancy,
         default_aht_s=default_aht_s,
     )
-    return await workforce.staffing(ctx, tenant_id, day, goal, queue or None, history_weeks=weeks)
+    try:
+        return await workforce.staffing(ctx, tenant_id, day, goal, queue or None, history_weeks=weeks)
+    except ValueError as exc:  # goals no staffing within the search bound meets
+        raise HTTPException(422, str(exc)) from exc

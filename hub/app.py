@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pymongo.errors import PyMongoError
 
+from billing import accounts as billing_accounts
+from billing.rater import Rater
 from bot import actions, csat
 from bot.rasa_client import RasaClient
 from bot.turns import BotTurns
@@ -36,10 +38,14 @@ from channels.webchat import assets as webchat_assets
 from channels.webchat import socket as webchat_socket
 from channels.webrtc import call as webrtc_call
 from channels.webrtc import softphone as webrtc_softphone
+from dashboard import admin_api as dashboard_admin
 from dashboard import announcements_api as dashboard_announcements
 from dashboard import api as dashboard_api
 from dashboard import approvals_api as dashboard_approvals
+from dashboard import audit_api as dashboard_audit
+from dashboard import billing_api as dashboard_billing
 from dashboard import bot_analytics_api as dashboard_bot_analytics
+from dashboard import branding_api as dashboard_branding
 from dashboard import calls_api as dashboard_calls
 from dashboard import campaigns_api as dashboard_campaigns
 from dashboard import canned_api as dashboard_canned
@@ -60,13 +66,18 @@ from dashboard import report_schedules_api as dashboard_report_schedules
 from dashboard import reports_api as dashboard_reports
 from dashboard import routing_api as dashboard_routing
 from dashboard import tasks_api as dashboard_tasks
+from dashboard import telephony_api as dashboard_telephony
 from dashboard import wallboard as dashboard_wallboard
 from dashboard import workforce_api as dashboard_workforce
-from hub import outbox
+from hub import logmask, outbox
+from hub.audit_middleware import AuditMiddleware
 from hub.context import AppContext
+from hub.csrf import CsrfMiddleware
 from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
 from hub.events import EventBus
+from hub.ratelimit import WebhookRateLimit
+from hub.security_headers import SecurityHeaders
 from hub.settings import Settings
 from media.models import ModelsConfig
 from media.readiness import dtmf_only_numbers, speech_status
@@ -96,6 +107,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logmask.install()  # uvicorn has set up its handlers by now: mask personal data in them
         embedded: EmbeddedDatabase | None = None
         uri = settings.mongodb_uri
         if uri is None:
@@ -123,6 +135,8 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
             send_text=sms_campaign.send_campaign_text,
             send_mail=email_campaign.send_campaign_mail,
         )
+        # billing's low-balance stop, consulted by the dialer (routing never imports billing)
+        ctx.extra.setdefault("outbound_guards", []).append(billing_accounts.may_place_outbound)
         dialer.install()
         ctx.extra["dialer"] = dialer
         tasks.append(asyncio.create_task(dialer.run(), name="dialer"))
@@ -143,6 +157,7 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         smtp_server = await email_receiver.start(ctx, smtp_host, smtp_port) if smtp_port else None
         tasks.append(asyncio.create_task(outbox.run(ctx), name="outbox"))
         tasks.append(asyncio.create_task(FactUpdater(ctx).run(), name="contact-facts"))
+        tasks.append(asyncio.create_task(Rater(ctx).run(), name="billing-rater"))
         mail_report = email_relay.send_report_mail  # reports/ never imports a channel
         tasks.append(asyncio.create_task(report_schedule.run(ctx, mail_report), name="report-schedules"))
         await ctx.bot.recover()
@@ -169,16 +184,12 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
 
     app = FastAPI(title="Contact hub", lifespan=lifespan)
 
-    @app.middleware("http")
-    async def security_headers(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
-        if not request.url.path.startswith(("/demo", "/widget.js")):
-            response.headers.setdefault("X-Frame-Options", "DENY")
-        return response
+    # innermost first: the audit sees only requests the CSRF check let through; webhook limits
+    # answer before anything else; every answer (429 and 403 included) gets the headers
+    app.add_middleware(AuditMiddleware, settings=settings)
+    app.add_middleware(CsrfMiddleware, settings=settings)
+    app.add_middleware(WebhookRateLimit, settings=settings)
+    app.add_middleware(SecurityHeaders, settings=settings)
 
     @app.exception_handler(PyMongoError)
     async def storage_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:
@@ -227,6 +238,11 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
         dashboard_lists,
         dashboard_dnc,
         dashboard_approvals,
+        dashboard_audit,  # /api/audit
+        dashboard_telephony,  # /api/admin/telephony/...
+        dashboard_admin,  # /api/admin/tenants, users, roles, branding; /api/me/password
+        dashboard_branding,  # public /branding/{slug}: the login page
+        dashboard_billing,
         dashboard_questionnaires,
         dashboard_questionnaire_form,
         dashboard_kb,

@@ -40,6 +40,7 @@ async def record(
     *,
     tenant_id: str | None = None,
     ip: str | None = None,
+    actor_name: str | None = None,
 ) -> Doc:
     """One audit row. `tenant_id` is the tenant whose data changed (default: the actor's);
     `target` names the object (`{"kind": "user", "id": ...}`)."""
@@ -47,7 +48,7 @@ async def record(
         "_id": new_id(),
         "tenant_id": tenant_id or (principal.tenant_id if principal else None),
         "actor_id": principal.user_id if principal else None,
-        "actor_name": principal.name if principal else "system",
+        "actor_name": principal.name if principal else (actor_name or "system"),
         "actor_tenant_id": principal.tenant_id if principal else None,
         "action": action,
         "target": mask_secrets(target),
@@ -57,3 +58,26 @@ async def record(
     }
     await ctx.db.audit_log.insert_one(entry)
     return entry
+
+
+async def record_sign_in(
+    ctx: AppContext, principal: Principal | None, tenant_slug: str, email: str, ip: str | None
+) -> Doc:
+    """`auth.login` (principal given) or `auth.login_failed`: the email and tenant slug as
+    typed, never the password. A failure is filed under the named tenant when it exists, so
+    its admins see attempts on their accounts."""
+    if principal is not None:
+        return await record(
+            ctx, principal, "auth.login", {"kind": "user", "id": principal.user_id, "email": email}, ip=ip
+        )
+    tenant = await ctx.db.tenants.find_one({"slug": tenant_slug.strip().lower()}, {"_id": 1})
+    return await record(
+        ctx,
+        None,
+        "auth.login_failed",
+        {"kind": "user", "email": email.strip().lower()[:254]},
+        {"tenant_slug": tenant_slug[:60]},
+        tenant_id=tenant["_id"] if tenant else None,
+        ip=ip,
+        actor_name=email.strip().lower()[:254],
+    )

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+from hub import logmask
 from hub.app import Starter, create_app, wait_for_db
 from hub.context import AppContext
 from hub.db import Database
@@ -248,6 +249,7 @@ def quiet_loguru(level: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logmask.install()  # personal data masked in admin commands' logs too (serve: in the lifespan)
     quiet_loguru("INFO")
     args = parser().parse_args(argv)
     try:

@@ -125,6 +125,29 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     # bot analytics (reports/bot_analytics.py): contacts opened, bot replies and turns by period
     ("contacts", [("tenant_id", ASCENDING), ("opened_at", ASCENDING)], {}),
     ("messages", [("tenant_id", ASCENDING), ("author", ASCENDING), ("created_at", ASCENDING)], {}),
+    # billing (billing/, docs/admin.md): a rate table's prefixes; one record per event per
+    # charged tenant; records and top-ups by period; unapplied entries for recovery; the
+    # rater's watermark on sent SMS
+    ("rates", [("group_id", ASCENDING), ("prefix", ASCENDING)], {"unique": True}),
+    ("rate_groups", [("tenant_id", ASCENDING), ("name", ASCENDING)], {}),
+    ("billing_records", [("tenant_id", ASCENDING), ("source_key", ASCENDING)], {"unique": True}),
+    ("billing_records", [("tenant_id", ASCENDING), ("at", ASCENDING)], {}),
+    ("billing_records", [("applied", ASCENDING), ("created_at", ASCENDING)], {}),
+    ("billing_records", [("charge_id", ASCENDING)], {}),
+    ("top_ups", [("tenant_id", ASCENDING), ("at", ASCENDING)], {}),
+    ("top_ups", [("applied", ASCENDING), ("created_at", ASCENDING)], {}),
+    ("outbox", [("sent_at", ASCENDING)], {}),
+    # telephony administration (docs/admin.md): the number inventory, tenants' own Twilio
+    # accounts (a webhook's AccountSid finds its tenant), SIP trunks and outbound routes;
+    # hanging up a call finds its tenant by call sid
+    ("phone_numbers", [("number", ASCENDING)], {"unique": True}),
+    ("phone_numbers", [("tenant_id", ASCENDING), ("number", ASCENDING)], {}),
+    ("telephony_settings", [("tenant_id", ASCENDING)], {"unique": True}),
+    ("telephony_settings", [("twilio_account_sid", ASCENDING)], {"unique": True}),
+    ("sip_trunks", [("tenant_id", ASCENDING), ("name", ASCENDING)], {"unique": True}),
+    ("outbound_routes", [("tenant_id", ASCENDING), ("priority", ASCENDING)], {}),
+    ("dial_attempts", [("call_sid", ASCENDING)], {}),
+    ("contacts", [("call_sid", ASCENDING)], {}),
 ]
 
 

@@ -62,6 +62,14 @@ class Settings:
     tts_voice: str = "en_US-joe-medium"
     queue_announce_s: float = 30.0
     slot_repair_s: float = 30.0
+    # sign-in failures allowed per account (tenant + email) and per client address, and their
+    # windows; webhook requests per source address (hub/ratelimit.py)
+    login_fails_per_account: int = 5
+    login_fails_account_window_s: float = 900.0
+    login_fails_per_ip: int = 30
+    login_fails_ip_window_s: float = 300.0
+    webhook_rate_per_s: float = 50.0
+    webhook_burst: int = 200
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -102,4 +110,10 @@ class Settings:
             tts_voice=e.get("HUB_TTS_VOICE") or "en_US-joe-medium",
             queue_announce_s=float(e.get("HUB_QUEUE_ANNOUNCE_S", "30")),
             slot_repair_s=float(e.get("HUB_SLOT_REPAIR_S", "30")),
+            login_fails_per_account=int(e.get("HUB_LOGIN_FAILS_PER_ACCOUNT", "5")),
+            login_fails_account_window_s=float(e.get("HUB_LOGIN_FAILS_ACCOUNT_WINDOW_S", "900")),
+            login_fails_per_ip=int(e.get("HUB_LOGIN_FAILS_PER_IP", "30")),
+            login_fails_ip_window_s=float(e.get("HUB_LOGIN_FAILS_IP_WINDOW_S", "300")),
+            webhook_rate_per_s=float(e.get("HUB_WEBHOOK_RATE_PER_S", "50")),
+            webhook_burst=int(e.get("HUB_WEBHOOK_BURST", "200")),
         )

@@ -152,7 +152,10 @@ def agents_needed(
         raise ValueError(f"more than {MAX_AGENTS} Erlangs: split the load into queues")
     agents = max(1, math.floor(traffic) + 1)  # the fewest with a stable queue
     if max_occupancy is not None:
-        agents = max(agents, math.ceil(round(traffic / max_occupancy, 9)))
+        floor = traffic / max_occupancy  # a tiny cap makes this huge (or inf): beyond the search
+        if floor > MAX_AGENTS:
+            raise ValueError(f"an occupancy cap of {max_occupancy:g} needs more than {MAX_AGENTS} agents")
+        agents = max(agents, math.ceil(round(floor, 9)))
     b = erlang_b(agents, traffic)
     while agents <= MAX_AGENTS:  # B carried along, so the search is linear in N
         p_wait = min(1.0, agents * b / (agents - traffic * (1.0 - b)))

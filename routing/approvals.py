@@ -1,9 +1,12 @@
 """Approvals for outbound use: caller-id numbers and audio prompts.
 
-A campaign may only present a caller id and play an audio prompt that an admin of its
-tenant approved (regulators and carriers ask for proof that a number is the tenant's
-and that a recorded message was reviewed). The dialer asks `approved_caller_id` and
-`approved_prompt` before each call, so a revocation takes effect at once.
+A campaign may only present a caller id and play an audio prompt that a reviewer approved
+(regulators and carriers ask for proof that a number is the tenant's and that a recorded
+message was reviewed). Who reviews follows the tenant tree (`review_access`): a tenant without
+a parent reviews its own items (holders of `approvals.review`, which admin has); a tenant with a
+parent is reviewed by holders of `approvals.review` in any tenant above it (seed 003: the
+operator's service staff check the business licence and the phone bill), never by itself. The dialer asks
+`approved_caller_id` and `approved_prompt` before each call, so a revocation takes effect at once.
 
 - `caller_ids`: `{_id, tenant_id, number (E.164), label, status: pending|approved|rejected,
   reason, documents: [GridFS ids in bucket caller_id_documents], submitted_by,
@@ -25,6 +28,7 @@ from gridfs.asynchronous import AsyncGridFSBucket
 from pymongo.errors import DuplicateKeyError
 
 from bot.ivr import PROMPTS_BUCKET
+from hub.auth import Principal
 from hub.context import AppContext
 from hub.db import Doc, update_then_read
 from hub.ids import iso, new_id, utcnow
@@ -42,6 +46,69 @@ class ApprovalError(ValueError):
 
 class ApprovalConflict(ApprovalError):
     """The item is not in a state that allows this (e.g. already approved)."""
+
+
+class ApprovalNotFound(LookupError):
+    """No such item within the caller's reach (404: another tree's items are never revealed)."""
+
+
+class ApprovalForbidden(PermissionError):
+    """The caller sees the item but may not decide on it (403); the message says who does."""
+
+
+REVIEW_PERMISSION = "approvals.review"
+
+
+async def caller_id_tenant(ctx: AppContext, caller_id: str) -> str | None:
+    doc = await ctx.db.caller_ids.find_one({"_id": caller_id}, {"tenant_id": 1})
+    return str(doc["tenant_id"]) if doc is not None else None
+
+
+async def prompt_tenant(ctx: AppContext, prompt_id: str) -> str | None:
+    oid = _oid(prompt_id)
+    if oid is None:
+        return None
+    doc = await ctx.db.db[f"{PROMPTS_BUCKET}.files"].find_one({"_id": oid}, {"metadata.tenant_id": 1})
+    return (doc.get("metadata") or {}).get("tenant_id") if doc is not None else None
+
+
+async def review_access(
+    ctx: AppContext, principal: Principal, tenant_id: str | None, *, decide: bool
+) -> None:
+    """May the caller see (`decide=False`) or approve / reject (`decide=True`) an item of
+    `tenant_id`? Own items are seen by every caller of the endpoint; items of tenants below are
+    seen and decided by reviewers; everything else is ApprovalNotFound."""
+    if tenant_id is None:
+        raise ApprovalNotFound("not found")
+    if tenant_id == principal.tenant_id:
+        if not decide:
+            return
+        if principal.tenant_path:
+            raise ApprovalForbidden(
+                "your caller ids and audio prompts are reviewed by your provider's service staff, not by you"
+            )
+        if not principal.can(REVIEW_PERMISSION):
+            raise ApprovalForbidden("only holders of the approvals.review permission approve or reject")
+        return
+    tenant = await ctx.db.tenants.find_one({"_id": tenant_id}, {"path": 1})
+    if tenant is None or not principal.manages(tenant):
+        raise ApprovalNotFound("not found")
+    if not principal.can(REVIEW_PERMISSION):
+        raise ApprovalForbidden("only holders of the approvals.review permission review tenants below yours")
+
+
+async def review_scope(ctx: AppContext, principal: Principal) -> tuple[dict[str, str], set[str]]:
+    """The tenants whose items the caller's queue lists (`{id: name}`: its own, and with the
+    review permission every tenant below) and those of them it may decide on."""
+    names = {principal.tenant_id: principal.tenant_name}
+    decides: set[str] = set()
+    if principal.can(REVIEW_PERMISSION):
+        if not principal.tenant_path:
+            decides.add(principal.tenant_id)
+        async for tenant in ctx.db.tenants.find({"path": principal.tenant_id}, {"name": 1, "slug": 1}):
+            names[tenant["_id"]] = str(tenant.get("name") or tenant.get("slug"))
+            decides.add(tenant["_id"])
+    return names, decides
 
 
 @dataclass(frozen=True)
@@ -184,8 +251,11 @@ async def review_caller_id(
     raise ApprovalConflict(f"the number is already {current['status']}")
 
 
-async def list_caller_ids(ctx: AppContext, tenant_id: str, status: str | None = None) -> list[Doc]:
-    query: Doc = {"tenant_id": tenant_id}
+async def list_caller_ids(
+    ctx: AppContext, tenant_id: str | list[str], status: str | None = None
+) -> list[Doc]:
+    """One tenant's caller ids, or several tenants' (a reviewer's queue), by number."""
+    query: Doc = {"tenant_id": tenant_id if isinstance(tenant_id, str) else {"$in": tenant_id}}
     if status:
         query["status"] = status
     return [doc async for doc in ctx.db.caller_ids.find(query).sort("number", 1).limit(1000)]

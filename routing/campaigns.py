@@ -271,9 +271,22 @@ async def _ready_to_run(ctx: AppContext, campaign: Doc) -> None:
     approved audio prompts (the broadcast, the answering-machine message)."""
     if not await ctx.db.campaign_targets.find_one({"campaign_id": campaign["_id"]}, {"_id": 1}):
         raise CampaignError("import a list first: the campaign has no targets")
-    problem = await approval_problem(ctx, campaign)
+    problem = await approval_problem(ctx, campaign) or await outbound_block(ctx, campaign["tenant_id"])
     if problem:
         raise CampaignError(problem)
+
+
+async def outbound_block(ctx: AppContext, tenant_id: str) -> str | None:
+    """Why the tenant may place no outbound call or campaign message now (None: it may).
+
+    The hub installs guards (async callables `(ctx, tenant_id) -> reason | None`) in
+    `ctx.extra["outbound_guards"]`, e.g. billing's low-balance stop, so routing needs no
+    import of what decides; the first reason wins."""
+    for guard in ctx.extra.get("outbound_guards", []):
+        reason: str | None = await guard(ctx, tenant_id)
+        if reason:
+            return reason
+    return None
 
 
 async def approval_problem(ctx: AppContext, campaign: Doc) -> str | None:

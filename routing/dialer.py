@@ -33,7 +33,7 @@ from hub.context import AppContext
 from hub.db import Doc, update_then_read
 from hub.ids import new_id, utcnow
 from knowledge.dnc import active_entries
-from routing.campaigns import AGENT_TYPES, Campaign, approval_problem, next_attempt_after
+from routing.campaigns import AGENT_TYPES, Campaign, approval_problem, next_attempt_after, outbound_block
 from routing.compliance import CallingRules, Decision, check, may_dial_many
 from routing.pacing import PacingStats, calls_to_place, censored_mean, policy_for_campaign
 from routing.presence import tenant_routing
@@ -100,6 +100,10 @@ class Dialer:
             await self._complete(doc, "the campaign's end time passed")
             return 0
         if schedule.starts_at is not None and now < _aware(schedule.starts_at):
+            return 0
+        blocked = await outbound_block(self.ctx, campaign.tenant_id)
+        if blocked:  # e.g. the prepaid balance ran out: no call, SMS or email until resumed
+            await self._pause(doc, blocked)
             return 0
         if campaign.interval_s > 0:
             last = self._last_placed.get(campaign.id)

@@ -11,7 +11,10 @@ sync call never starves it), what the hub's real `twilio.rest.Client` uses:
 - `POST .../Messages.json`: send an SMS ("SM…", "queued").
 
 Errors use Twilio's error body (`code`, `message`, `more_info`, `status`); `fail_next`
-makes the next request fail the way a test needs. Every request is recorded.
+makes the next request fail the way a test needs. Every request is recorded. Besides the
+hub's own account, `add_account` opens more (a tenant's own Twilio account): requests are
+accepted under any known Account SID with its token, and the callbacks of a call or message
+carry the account it was created under, signed with that account's token.
 
 The test drives each call's life with `ring`, `answer`, `busy`, `no_answer`, `fail` and
 `complete`: each POSTs the status (and AMD) callbacks to the URLs the call was created
@@ -97,6 +100,7 @@ class FakeCall:
     sequence: int = 0
     twiml: str | None = None
     updates: list[dict[str, list[str]]] = field(default_factory=list)
+    account_sid: str = ""  # the account the call was created under
 
     def get(self, name: str) -> str | None:
         values = self.form.get(name)
@@ -153,6 +157,7 @@ class TwilioDouble:
         self.port = port or free_port()
         self.account_sid = account_sid
         self.auth_token = auth_token
+        self.accounts: dict[str, str] = {account_sid: auth_token}
         self.requests: list[RecordedRequest] = []
         self.calls: dict[str, FakeCall] = {}
         self.messages: dict[str, dict[str, Any]] = {}
@@ -193,6 +198,11 @@ class TwilioDouble:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(10)
+
+    def add_account(self, account_sid: str, auth_token: str) -> None:
+        """Another Twilio account (e.g. a tenant's own) the double accepts from now on."""
+        with self._lock:
+            self.accounts[account_sid] = auth_token
 
     def reset(self) -> None:
         with self._lock:
@@ -246,10 +256,12 @@ class TwilioDouble:
                 return twilio_error(400, 21213, "No 'From' number is specified")
             if not (_first(form, "Url") or _first(form, "Twiml") or _first(form, "ApplicationSid")):
                 return twilio_error(400, 21205, "Url parameter is required.")
-            call = FakeCall(sid="CA" + secrets.token_hex(16), to=to, from_=from_, form=form)
+            call = FakeCall(
+                sid="CA" + secrets.token_hex(16), to=to, from_=from_, form=form, account_sid=account
+            )
             with self._lock:
                 self.calls[call.sid] = call
-            return JSONResponse(call.resource(self.account_sid), status_code=201)
+            return JSONResponse(call.resource(account), status_code=201)
 
         @app.get(API + "/Calls/{sid}.json")
         async def fetch_call(account: str, sid: str, request: Request) -> JSONResponse:
@@ -259,7 +271,7 @@ class TwilioDouble:
             call = self.calls.get(sid)
             if call is None:
                 return _not_found(request)
-            return JSONResponse(call.resource(self.account_sid))
+            return JSONResponse(call.resource(account))
 
         @app.post(API + "/Calls/{sid}.json")
         async def update_call(
@@ -279,7 +291,7 @@ class TwilioDouble:
                 tasks.add_task(self._finish, call, "completed", _seconds_since(call.answered))
             if _first(form, "Twiml"):
                 call.twiml = _first(form, "Twiml")
-            return JSONResponse(call.resource(self.account_sid))
+            return JSONResponse(call.resource(account))
 
         @app.post(API + "/Messages.json")
         async def create_message(account: str, request: Request) -> JSONResponse:
@@ -296,7 +308,7 @@ class TwilioDouble:
             sid = "SM" + secrets.token_hex(16)
             message = {
                 "sid": sid,
-                "account_sid": self.account_sid,
+                "account_sid": account,
                 "to": to,
                 "from": _first(form, "From"),
                 "messaging_service_sid": _first(form, "MessagingServiceSid"),
@@ -309,7 +321,7 @@ class TwilioDouble:
                 "error_code": None,
                 "error_message": None,
                 "price": None,
-                "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
+                "uri": f"/2010-04-01/Accounts/{account}/Messages/{sid}.json",
                 "status_callback": _first(form, "StatusCallback"),
             }
             with self._lock:
@@ -359,7 +371,7 @@ class TwilioDouble:
         if not url:
             return None
         params = {
-            "AccountSid": self.account_sid,
+            "AccountSid": message.get("account_sid") or self.account_sid,
             "MessageSid": sid,
             "SmsSid": sid,
             "MessageStatus": status,
@@ -397,7 +409,7 @@ class TwilioDouble:
         form: dict[str, list[str]] = {}
         for key, value in raw.multi_items():
             form.setdefault(key, []).append(str(value))
-        auth_ok = self._auth_ok(request.headers.get("authorization", "")) and account == self.account_sid
+        auth_ok = self._auth_ok(request.headers.get("authorization", ""), account)
         with self._lock:
             self.requests.append(RecordedRequest(request.method, request.url.path, form, auth_ok))
             failure = self._failures.pop(0) if self._failures and auth_ok else None
@@ -407,7 +419,7 @@ class TwilioDouble:
             return form, twilio_error(*failure)
         return form, None
 
-    def _auth_ok(self, header: str) -> bool:
+    def _auth_ok(self, header: str, account: str) -> bool:
         scheme, _, encoded = header.partition(" ")
         if scheme.lower() != "basic":
             return False
@@ -415,14 +427,14 @@ class TwilioDouble:
             user, _, password = base64.b64decode(encoded).decode().partition(":")
         except ValueError:
             return False
-        return user == self.account_sid and password == self.auth_token
+        return user == account and self.accounts.get(user) == password
 
     # -- Twilio's side of a call -----------------------------------------------------------------
     def call_params(self, call: FakeCall, status: str) -> dict[str, str]:
         """The parameters Twilio posts with every voice callback."""
         call.sequence += 1
         return {
-            "AccountSid": self.account_sid,
+            "AccountSid": call.account_sid or self.account_sid,
             "ApiVersion": "2010-04-01",
             "CallSid": call.sid,
             "CallStatus": status,
@@ -437,7 +449,8 @@ class TwilioDouble:
         }
 
     def sign(self, url: str, params: dict[str, str], token: str | None = None) -> str:
-        return str(RequestValidator(token or self.auth_token).compute_signature(url, params))
+        token = token or self.accounts.get(params.get("AccountSid", ""), self.auth_token)
+        return str(RequestValidator(token).compute_signature(url, params))
 
     async def post(
         self, url: str, params: dict[str, str], *, token: str | None = None, signature: str | None = None
@@ -506,7 +519,7 @@ class TwilioDouble:
         """The asynchronous answering-machine verdict (also to repeat it in a test)."""
         call = self.call(sid)
         params = {
-            "AccountSid": self.account_sid,
+            "AccountSid": call.account_sid or self.account_sid,
             "CallSid": sid,
             "AnsweredBy": answered_by,
             "MachineDetectionDuration": "2100",

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import aiohttp
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from channels.twilio.outbound import rest_client
+from channels.twilio.outbound import client_for
 from hub.context import AppContext
 from hub.db import Doc
 from hub.outbox import SendError
@@ -46,7 +46,8 @@ class TwilioSmsSender:
             if customer is not None:
                 raise SendError("the recipient opted out (STOP)", retryable=False, code="opted_out")
         try:
-            message = await rest_client(ctx).messages.create_async(
+            client = await client_for(ctx, row["tenant_id"])
+            message = await client.messages.create_async(
                 to=row["to"],
                 from_=meta["from"],
                 body=row["body"],
@@ -60,7 +61,7 @@ class TwilioSmsSender:
         meta = row.get("meta") or {}
         started = row.get("send_started_at")
         try:
-            messages = rest_client(ctx).messages
+            messages = (await client_for(ctx, row["tenant_id"])).messages
             if started is not None:
                 found = await messages.list_async(
                     to=row["to"], from_=meta["from"], date_sent_after=started - CLOCK_SLACK

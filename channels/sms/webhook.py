@@ -20,11 +20,12 @@ from bot import csat
 from channels.sms import relay
 from channels.sms.keywords import HELP_TEXT, START_TEXT, keyword_of, set_opt_out
 from channels.sms.segments import count_segments
-from channels.twilio.voice import signed_form
+from channels.twilio.voice import require_account_tenant, signed_form
 from hub import outbox
 from hub.contacts import OPEN_STATUSES, append_message, open_contact
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
+from hub.numbers import sms_tenant_of
 from knowledge.customers import InvalidContactDetail, find_or_create_customer, normalise_phone
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,11 @@ def empty_twiml() -> Response:
 
 
 async def tenant_of_number(ctx: AppContext, number: str) -> str | None:
-    """The tenant owning this SMS number (its `sms_numbers`, else an IVR flow's number)."""
+    """The tenant owning this SMS number (the number inventory, its `sms_numbers`, else an IVR
+    flow's number)."""
+    held = await sms_tenant_of(ctx, number)
+    if held is not None:
+        return held
     tenant = await ctx.db.tenants.find_one({"sms_numbers": number}, {"_id": 1})
     if tenant is not None:
         return str(tenant["_id"])
@@ -79,6 +84,7 @@ async def inbound_sms(request: Request, ctx: AppContext = Depends(get_ctx)) -> R
     if tenant_id is None:
         log.warning("SMS %s to unknown number %s from %s: ignored", sid, to, sender)
         return empty_twiml()
+    require_account_tenant(request, tenant_id)
     try:
         number = normalise_phone(sender)
     except InvalidContactDetail:
@@ -146,6 +152,13 @@ async def sms_status(request: Request, ctx: AppContext = Depends(get_ctx)) -> di
     sid, status = form.get("MessageSid", ""), form.get("MessageStatus", "")
     if not sid or not status:
         raise HTTPException(400, "MessageSid and MessageStatus are required")
+    if getattr(request.state, "twilio_tenant_id", None) is not None:
+        sent = await ctx.db.outbox.find_one({"provider_id": sid, "channel": "sms"}, {"tenant_id": 1})
+        outbox_id = request.query_params.get("outbox", "")
+        if sent is None and outbox_id:
+            sent = await ctx.db.outbox.find_one({"_id": outbox_id, "channel": "sms"}, {"tenant_id": 1})
+        if sent is not None:
+            require_account_tenant(request, sent["tenant_id"])
     row = await outbox.update_status(ctx, sid, status, form.get("ErrorCode") or None)
     if row is None:
         outbox_id = request.query_params.get("outbox", "")

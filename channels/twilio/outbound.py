@@ -49,12 +49,14 @@ from twilio.http.response import Response as TwilioResponse
 from twilio.rest import Client
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
-from channels.twilio.voice import MEDIA_TOKEN_TTL_S, media_ws_url, signed_form, twiml
+from channels.twilio import accounts
+from channels.twilio.voice import MEDIA_TOKEN_TTL_S, media_ws_url, require_account_tenant, signed_form, twiml
 from hub.auth import issue_token
 from hub.contacts import get_contact, open_contact, update_contact
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.ids import utcnow
+from hub.secretbox import SecretUnreadable
 from knowledge.customers import InvalidContactDetail, find_or_create_customer, normalise_phone
 
 log = logging.getLogger(__name__)
@@ -76,6 +78,7 @@ MIN_RING_S, MAX_RING_S = 15, 600
 REQUEST_TIMEOUT_S = 10.0
 TWILIO_DOMAIN = "twilio.com"
 CLIENT_KEY = "twilio_rest"
+ACCOUNT_CLIENTS_KEY = "twilio_rest_accounts"  # tenants' own accounts: {sid: (loop, token, client)}
 
 # ctx.extra["outbound_on_answer"](contact, attempt) -> an IVR flow document to run, or None
 # (hang up). To hand the callee to an agent, return a flow whose start node is a `queue` node.
@@ -155,12 +158,40 @@ def rest_client(ctx: AppContext, error: type[TwilioCallError] = TwilioCallError)
     return client
 
 
-async def close_rest_client(ctx: AppContext) -> None:
-    """Close the pooled session (at shutdown)."""
-    cached = ctx.extra.pop(CLIENT_KEY, None)
-    if cached is not None:
+async def client_for(
+    ctx: AppContext, tenant_id: str | None, error: type[TwilioCallError] = TwilioCallError
+) -> Client:
+    """The client for a tenant: its own Twilio account when it has one (channels.twilio.accounts),
+    else the hub's. One client per account SID and event loop, replaced when the token changes."""
+    try:
+        account = await accounts.tenant_account(ctx, tenant_id) if tenant_id else None
+    except SecretUnreadable as exc:
+        raise error(f"the tenant's Twilio account: {exc}") from None
+    if account is None:
+        return rest_client(ctx, error)
+    loop = asyncio.get_running_loop()
+    cache: dict[str, tuple[Any, str, Client]] = ctx.extra.setdefault(ACCOUNT_CLIENTS_KEY, {})
+    cached = cache.get(account.account_sid)
+    if cached is not None and cached[0] is loop and cached[1] == account.auth_token:
+        return cached[2]
+    client = Client(
+        account.account_sid, account.auth_token, http_client=_ApiBaseHttpClient(ctx.settings.twilio_api_base)
+    )
+    cache[account.account_sid] = (loop, account.auth_token, client)
+    if cached is not None and cached[0] is loop:
         with contextlib.suppress(Exception):
-            await cached[1].http_client.close()
+            await cached[2].http_client.close()
+    return client
+
+
+async def close_rest_client(ctx: AppContext) -> None:
+    """Close the pooled sessions (at shutdown)."""
+    cached = ctx.extra.pop(CLIENT_KEY, None)
+    clients = [cached[1]] if cached is not None else []
+    clients += [entry[2] for entry in (ctx.extra.pop(ACCOUNT_CLIENTS_KEY, None) or {}).values()]
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.http_client.close()
 
 
 async def _call_twilio(what: str, request: Awaitable[Any], error: type[TwilioCallError]) -> Any:
@@ -219,7 +250,7 @@ async def place_call(
     AMD runs asynchronously (the callee is connected at once, the verdict comes to the amd
     webhook); `leave_message` waits for the greeting's beep so a message can follow it.
     The sid is also stored on the attempt. Raises PlacementError, never retries itself."""
-    client = rest_client(ctx, PlacementError)
+    client = await client_for(ctx, tenant_id, PlacementError)
     options: dict[str, Any] = {}
     if amd:
         options = {
@@ -253,9 +284,14 @@ async def place_call(
     return sid
 
 
-async def hang_up(ctx: AppContext, call_sid: str) -> None:
-    """End a call (ringing or live) through the REST API. Raises TwilioCallError."""
-    client = rest_client(ctx)
+async def hang_up(ctx: AppContext, call_sid: str, tenant_id: str | None = None) -> None:
+    """End a call (ringing or live) through the REST API of the account that placed it (the
+    tenant's, found from the call's attempt or contact when not given). Raises TwilioCallError."""
+    if tenant_id is None:
+        owner = await ctx.db.dial_attempts.find_one({"call_sid": call_sid}, {"tenant_id": 1})
+        owner = owner or await ctx.db.contacts.find_one({"call_sid": call_sid}, {"tenant_id": 1})
+        tenant_id = owner["tenant_id"] if owner is not None else None
+    client = await client_for(ctx, tenant_id)
     await _call_twilio(
         f"hanging up {call_sid}", client.calls(call_sid).update_async(status="completed"), TwilioCallError
     )
@@ -277,6 +313,7 @@ async def _attempt_for(ctx: AppContext, request: Request, form: dict[str, str]) 
     if attempt.get("call_sid") not in (None, call_sid):
         log.warning("twilio callback: call %s is not attempt %s's call", call_sid, attempt_id)
         return None
+    require_account_tenant(request, attempt["tenant_id"])
     return attempt
 
 
@@ -519,6 +556,6 @@ async def _end_call(ctx: AppContext, ws: WebSocket, contact: Doc, reason: str) -
             expect={"status": "bot"},
         )
     try:
-        await hang_up(ctx, contact["call_sid"])
+        await hang_up(ctx, contact["call_sid"], contact["tenant_id"])
     except TwilioCallError as exc:
         log.warning("outbound call %s: %s", contact["_id"], exc)

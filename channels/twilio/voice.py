@@ -16,10 +16,12 @@ from fastapi.responses import Response
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, VoiceResponse
 
+from channels.twilio import accounts
 from hub.auth import issue_token
 from hub.contacts import open_contact, update_contact
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
+from hub.secretbox import SecretUnreadable
 from knowledge.customers import InvalidContactDetail, find_or_create_customer, normalise_phone
 
 log = logging.getLogger(__name__)
@@ -35,11 +37,12 @@ def public_url(ctx: AppContext, request: Request) -> str:
 
 
 async def signed_form(request: Request, ctx: AppContext) -> dict[str, str]:
-    """The webhook's form parameters, only if Twilio signed them (else 403)."""
-    token = ctx.settings.twilio_auth_token
-    if not token:
-        log.error("TWILIO_AUTH_TOKEN is not set: refusing Twilio webhooks")
-        raise HTTPException(403, "twilio webhooks are not configured")
+    """The webhook's form parameters, only if Twilio signed them (else 403).
+
+    A form whose AccountSid is a tenant's own account (channels.twilio.accounts) is checked
+    with that account's token, and the request remembers the tenant: the handler must then
+    call `require_account_tenant` with the tenant the request concerns. Any other form is
+    checked with the hub's TWILIO_AUTH_TOKEN."""
     signature = request.headers.get("x-twilio-signature")
     if not signature:
         raise HTTPException(403, "missing X-Twilio-Signature")
@@ -47,9 +50,28 @@ async def signed_form(request: Request, ctx: AppContext) -> dict[str, str]:
         form = {k: str(v) for k, v in (await request.form()).items()}
     except Exception as exc:  # malformed bodies are rejected, not crashed on
         raise HTTPException(400, "malformed form body") from exc
+    try:
+        account = await accounts.account_by_sid(ctx, form.get("AccountSid", ""))
+    except SecretUnreadable as exc:
+        log.error("twilio webhook for account %s: %s", form.get("AccountSid"), exc)
+        raise HTTPException(403, "this account's auth token cannot be read") from exc
+    token = account.auth_token if account is not None else ctx.settings.twilio_auth_token
+    if not token:
+        log.error("TWILIO_AUTH_TOKEN is not set: refusing Twilio webhooks")
+        raise HTTPException(403, "twilio webhooks are not configured")
     if not RequestValidator(token).validate(public_url(ctx, request), form, signature):
         raise HTTPException(403, "invalid X-Twilio-Signature")
+    request.state.twilio_tenant_id = account.tenant_id if account is not None else None
     return form
+
+
+def require_account_tenant(request: Request, tenant_id: str | None) -> None:
+    """403 when the webhook was signed by one tenant's own account but concerns another tenant
+    (the hub's own account may speak for every tenant)."""
+    signer = getattr(request.state, "twilio_tenant_id", None)
+    if signer is not None and signer != tenant_id:
+        log.warning("twilio webhook signed by tenant %s's account concerns tenant %s", signer, tenant_id)
+        raise HTTPException(403, "signed by another tenant's Twilio account")
 
 
 def twiml(response: VoiceResponse) -> Response:
@@ -81,6 +103,7 @@ async def incoming_call(request: Request, ctx: AppContext = Depends(get_ctx)) ->
     if flow is None:
         log.warning("call %s to unknown number %s", call_sid, dialled)
         return say_and_hang_up("Sorry, this number is not in service.")
+    require_account_tenant(request, flow["tenant_id"])
     existing = await ctx.db.contacts.find_one({"call_sid": call_sid})
     contact = existing or await _open_call(ctx, flow, form)
     token = issue_token(
@@ -128,6 +151,7 @@ async def call_status(request: Request, ctx: AppContext = Depends(get_ctx)) -> d
     contact = await ctx.db.contacts.find_one({"call_sid": call_sid}) if call_sid else None
     if contact is None:
         return {"status": "ignored"}
+    require_account_tenant(request, contact["tenant_id"])
     changes: Doc = {"call_status": status}
     if form.get("CallDuration", "").isdigit():
         changes["call_duration_s"] = int(form["CallDuration"])

@@ -1,6 +1,8 @@
 /* The approvals page (/approvals, dashboard/approvals_api.py): caller ids submitted with their
- * documents and audio prompts, pending first, with their status; admins approve or reject (a
- * rejection needs a reason; rejecting an approved item revokes it). Supervisors submit numbers
+ * documents and audio prompts, pending first, with their status; reviewers approve or reject (a
+ * rejection needs a reason; rejecting an approved item revokes it). A reviewer above other
+ * tenants (the operator's service staff) also sees theirs, each with its tenant's name; items
+ * the caller may decide on carry `reviewable`. Supervisors submit numbers
  * and upload prompts (the IVR API, dashboard/ivr_api.py) and follow their status.
  * Plain ES2020; all data goes into the page through textContent / value / attributes.
  */
@@ -37,9 +39,9 @@
   }
 
   // Approve / reject controls for admins: `path` is the item's URL, `status` its state now.
-  function reviewCell(path, status, label, statusNode) {
+  function reviewCell(path, status, label, statusNode, reviewable) {
     var td = el("td", "ap-actions");
-    if (!canReview) return td;
+    if (!(reviewable === undefined ? canReview : reviewable)) return td;
     var reason = el("input", "ap-review-reason");
     reason.type = "text";
     reason.maxLength = 500;
@@ -75,7 +77,9 @@
   function callerRow(c) {
     var tr = el("tr", "ap-caller ap-row-" + c.status);
     tr.dataset.id = c.id;
-    tr.appendChild(el("td", "ap-number", c.number));
+    var numberCell = el("td", "ap-number", c.number);
+    if (c.own === false) numberCell.appendChild(el("div", "ap-tenant", c.tenant_name));
+    tr.appendChild(numberCell);
     tr.appendChild(el("td", null, c.label || "–"));
     tr.appendChild(statusCell(c.status, c.reason));
     var docs = el("td", "ap-documents");
@@ -89,7 +93,8 @@
     tr.appendChild(docs);
     tr.appendChild(byWhen(c.submitted_by_name, c.submitted_at));
     tr.appendChild(byWhen(c.reviewed_by_name, c.reviewed_at));
-    tr.appendChild(reviewCell("/api/caller-ids/" + encodeURIComponent(c.id), c.status, c.number, $("ap-callers-status")));
+    tr.appendChild(reviewCell("/api/caller-ids/" + encodeURIComponent(c.id), c.status, c.number, $("ap-callers-status"),
+      c.reviewable));
     return tr;
   }
 
@@ -97,12 +102,14 @@
     var a = p.approval;
     var tr = el("tr", "ap-prompt ap-row-" + a.status);
     tr.dataset.id = p.id;
-    tr.appendChild(el("td", "ap-prompt-name", p.name || p.filename));
+    var nameCell = el("td", "ap-prompt-name", p.name || p.filename);
+    if (p.own === false) nameCell.appendChild(el("div", "ap-tenant", p.tenant_name));
+    tr.appendChild(nameCell);
     var listen = el("td");
     var audio = el("audio", "ap-audio");
     audio.controls = true;
     audio.preload = "none";
-    audio.src = "/api/ivr/prompts/" + encodeURIComponent(p.id);
+    audio.src = p.audio_url || "/api/ivr/prompts/" + encodeURIComponent(p.id);
     listen.appendChild(audio);
     tr.appendChild(listen);
     tr.appendChild(el("td", "num", seconds(p.duration_s)));
@@ -110,7 +117,7 @@
     tr.appendChild(byWhen(p.uploaded_by_name, p.uploaded_at));
     tr.appendChild(byWhen(a.reviewed_by_name, a.reviewed_at));
     tr.appendChild(reviewCell("/api/ivr/prompts/" + encodeURIComponent(p.id), a.status, p.name || p.filename,
-      $("ap-prompts-status")));
+      $("ap-prompts-status"), p.reviewable));
     return tr;
   }
 

@@ -13,7 +13,7 @@
     var resp;
     try {
       resp = await fetch(path, { method: "POST", credentials: "same-origin", body: form,
-        headers: { Accept: "application/json" } });
+        headers: HubDesk.csrfHeaders({ Accept: "application/json" }) });
     } catch (e) {
       throw new D.ApiError(0, "Cannot reach the server");
     }
@@ -94,7 +94,8 @@
       ev.preventDefault();
       var leave = function () { window.location.assign("/logout"); };
       try {
-        fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true }).then(leave, leave);
+        fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true,
+        headers: HubDesk.csrfHeaders() }).then(leave, leave);
       } catch (e) { leave(); }
     });
     var me = await D.api("GET", "/api/me");

@@ -29,8 +29,25 @@
     return null;
   }
 
+  // The double-submit CSRF token (hub/csrf.py): the hub_csrf cookie echoed in X-CSRF-Token on
+  // every state-changing request. Pages that call fetch themselves (uploads, logout) merge
+  // csrfHeaders() into their headers.
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)hub_csrf=([^;]*)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+
+  function csrfHeaders(headers) {
+    var out = {};
+    Object.keys(headers || {}).forEach(function (k) { out[k] = headers[k]; });
+    var token = csrfToken();
+    if (token) out["X-CSRF-Token"] = token;
+    return out;
+  }
+
   async function api(method, path, body) {
     var opts = { method: method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET" && method !== "HEAD") opts.headers = csrfHeaders(opts.headers);
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -55,5 +72,17 @@
     return data;
   }
 
-  window.HubDesk = { el: el, clear: clear, api: api, ApiError: ApiError, detailText: detailText };
+  // POST /api/auth/logout (with the CSRF header), then go to the /logout page either way.
+  function logout() {
+    var go = function () { window.location.assign("/logout"); };
+    try {
+      fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true,
+        headers: csrfHeaders() }).then(go, go);
+    } catch (e) { go(); }
+  }
+
+  window.HubDesk = {
+    el: el, clear: clear, api: api, ApiError: ApiError, detailText: detailText,
+    csrfHeaders: csrfHeaders, logout: logout,
+  };
 })();

@@ -29,7 +29,7 @@
     var resp;
     try {
       resp = await fetch(path, { method: "POST", credentials: "same-origin", body: form,
-        headers: { Accept: "application/json" } });
+        headers: HubDesk.csrfHeaders({ Accept: "application/json" }) });
     } catch (e) { throw new D.ApiError(0, "Cannot reach the server"); }
     if (resp.status === 401) { window.location.assign("/login"); throw new D.ApiError(401, "Not signed in"); }
     var data = null;

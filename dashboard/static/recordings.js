@@ -239,7 +239,8 @@
     ev.preventDefault();
     var go = function () { window.location.assign("/logout"); };
     try {
-      fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true }).then(go, go);
+      fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true,
+        headers: HubDesk.csrfHeaders() }).then(go, go);
     } catch (e) { go(); }
   });
 

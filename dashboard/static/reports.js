@@ -308,7 +308,8 @@
     try {
       var resp = await fetch("/api/reports/templates/" + encodeURIComponent(templateName()), {
         method: "PUT", credentials: "same-origin", body: file,
-        headers: { "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" },
+        headers: HubDesk.csrfHeaders({
+          "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" }),
       });
       var data = null;
       try { data = await resp.json(); } catch (e) { data = null; }
@@ -338,7 +339,8 @@
   $("logout").addEventListener("click", function (ev) {
     ev.preventDefault();
     var go = function () { window.location.assign("/logout"); };
-    try { fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true }).then(go, go); }
+    try { fetch("/api/auth/logout", { method: "POST", credentials: "same-origin", keepalive: true,
+        headers: HubDesk.csrfHeaders() }).then(go, go); }
     catch (e) { go(); }
   });
 

@@ -1,0 +1,1 @@
+"""Billing: rate tables, rating of calls and SMS, prepaid balances, top-ups and statements."""

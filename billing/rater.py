@@ -1,0 +1,232 @@
+"""The rater: turns ended calls and sent SMS into billing records and charges them, once each.
+
+Sources (billing reads them; nothing there imports billing):
+- outbound calls: `dial_attempts` (routing/dialer.py writes them, channels/twilio/outbound.py
+  stamps `ended_at` with Twilio's `duration` in the same write). Billable when the call was
+  answered (`answered_at`) or Twilio reported talk seconds; the seconds are Twilio's
+  `duration`, else `ended_at - answered_at` rounded up. Source key "call:<attempt id>".
+- SMS: `outbox` rows of channel sms once sent (`sent_at`), per segment (`meta.segments`,
+  written by channels/sms/relay.py). Source key "sms:<outbox id>".
+
+For the tenant that placed the call and every billed tenant above it (pricing.PriceBook.chain)
+a record is written at that tenant's own price (the customer pays its marked-up price, its
+reseller the reseller's price, the operator earns the rest). The unique index
+(tenant_id, source_key) makes a second rating of the same event fail to insert, and only
+inserted records are charged (accounts.py explains the exactly-once charge). A tenant rated
+on a group without a matching prefix gets a zero record marked `unrated`, visible in the
+records list.
+
+The loop keeps a watermark (`billing_state`, like reports/facts.py) and re-reads OVERLAP
+before it, because writes land slightly out of order; several hubs may run it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import BulkWriteError
+
+from billing import accounts
+from billing.pricing import PriceBook
+from billing.rating import call_amount, sms_amount
+from hub.context import AppContext
+from hub.db import Doc
+from hub.ids import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+OVERLAP = timedelta(seconds=30)
+WATERMARK_ID = "rater"
+BATCH = 1000
+RECOVER_EVERY = 15  # passes between recover() runs
+
+
+def aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def call_event(attempt: Doc) -> Doc | None:
+    """The billable facts of a finished dial attempt, or None (never answered, not ended)."""
+    if not attempt.get("tenant_id") or not attempt.get("ended_at") or not attempt.get("number"):
+        return None
+    duration = attempt.get("duration")
+    if isinstance(duration, int | float) and duration > 0:
+        seconds = math.ceil(duration)
+    elif attempt.get("answered_at") is not None:
+        delta = (aware(attempt["ended_at"]) - aware(attempt["answered_at"])).total_seconds()
+        seconds = max(0, math.ceil(delta - 1e-6))
+    else:
+        return None
+    if attempt.get("answered_at") is None and seconds <= 0:
+        return None
+    return {
+        "tenant_id": attempt["tenant_id"],
+        "source_key": f"call:{attempt['_id']}",
+        "kind": "voice",
+        "direction": "outbound",
+        "number": attempt["number"],
+        "seconds": seconds,
+        "segments": 0,
+        "campaign_id": attempt.get("campaign_id"),
+        "at": aware(attempt["ended_at"]),
+    }
+
+
+def sms_event(row: Doc) -> Doc | None:
+    if row.get("channel") != "sms" or not row.get("sent_at") or not row.get("tenant_id"):
+        return None
+    segments = int((row.get("meta") or {}).get("segments") or 1)
+    return {
+        "tenant_id": row["tenant_id"],
+        "source_key": f"sms:{row['_id']}",
+        "kind": "sms",
+        "direction": "outbound",
+        "number": row.get("to") or "",
+        "seconds": 0,
+        "segments": segments,
+        "campaign_id": (row.get("meta") or {}).get("campaign_id"),
+        "at": aware(row["sent_at"]),
+    }
+
+
+async def records_for(book: PriceBook, event: Doc, now: datetime) -> list[Doc]:
+    """One record per billed tenant on the event's chain, each at that tenant's price."""
+    out: list[Doc] = []
+    for tenant_id in await book.chain(event["tenant_id"]):
+        account = await book.account(tenant_id)
+        if account is None or not account.get(f"{event['kind']}_group_id"):
+            continue
+        priced = await book.price(tenant_id, event["kind"], event["number"])
+        record: Doc = {
+            "_id": new_id(),
+            "tenant_id": tenant_id,
+            "origin_tenant_id": event["tenant_id"],
+            "source_key": event["source_key"],
+            "kind": event["kind"],
+            "direction": event["direction"],
+            "number": event["number"],
+            "campaign_id": event.get("campaign_id") if tenant_id == event["tenant_id"] else None,
+            "seconds": event["seconds"],
+            "segments": event["segments"],
+            "currency": account.get("currency") or "USD",
+            "at": event["at"],
+            "created_at": now,
+            "applied": False,
+        }
+        if priced is None:
+            record.update(
+                prefix=None,
+                group_id=account.get(f"{event['kind']}_group_id"),
+                billed_seconds=0,
+                unit_price_micros=0,
+                connection_micros=0,
+                amount_micros=0,
+                unrated=True,
+            )
+        else:
+            if event["kind"] == "voice":
+                billed, amount = call_amount(priced.tariff, event["seconds"])
+            else:
+                billed, amount = 0, sms_amount(priced.tariff, event["segments"])
+            record.update(
+                prefix=priced.rate["prefix"],
+                description=priced.rate.get("description") or "",
+                group_id=priced.group["_id"],
+                billed_seconds=billed,
+                unit_price_micros=priced.tariff.price_micros,
+                connection_micros=priced.tariff.connection_micros if event["kind"] == "voice" else 0,
+                amount_micros=amount,
+                unrated=False,
+            )
+        out.append(record)
+    return out
+
+
+async def store_and_charge(ctx: AppContext, records: list[Doc]) -> int:
+    """Insert the records (duplicates of already rated events are refused by the unique index)
+    and charge the inserted ones: one charge (`charge_id`) per account per call; how many."""
+    if not records:
+        return 0
+    charge_ids: dict[str, str] = {}
+    for record in records:
+        record["charge_id"] = charge_ids.setdefault(record["tenant_id"], new_id())
+    refused: set[int] = set()
+    try:
+        await ctx.db.billing_records.insert_many(records, ordered=False)
+    except BulkWriteError as exc:
+        for error in exc.details.get("writeErrors", []):
+            if error.get("code") != 11000:
+                raise
+            refused.add(int(error["index"]))
+    inserted = [r for i, r in enumerate(records) if i not in refused]
+    totals: dict[str, int] = {}
+    for record in inserted:
+        totals[record["tenant_id"]] = totals.get(record["tenant_id"], 0) + int(record["amount_micros"])
+    for tenant_id, total in totals.items():
+        await accounts.apply_charge(ctx, tenant_id, charge_ids[tenant_id], total)
+    return len(inserted)
+
+
+class Rater:
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.passes = 0
+
+    async def rate_events(self, events: list[Doc], book: PriceBook | None = None) -> int:
+        book = book or PriceBook(self.ctx)
+        now = utcnow()
+        charged = 0
+        batch: list[Doc] = []
+        for event in events:
+            batch.extend(await records_for(book, event, now))
+            if len(batch) >= BATCH:
+                charged += await store_and_charge(self.ctx, batch)
+                batch = []
+        return charged + await store_and_charge(self.ctx, batch)
+
+    async def _source(self, collection: str, query: Doc, to_event: Any, book: PriceBook) -> int:
+        charged = 0
+        events: list[Doc] = []
+        async for doc in self.ctx.db.db[collection].find(query).batch_size(BATCH):
+            event = to_event(doc)
+            if event is None:
+                continue
+            events.append(event)
+            if len(events) >= BATCH:
+                charged += await self.rate_events(events, book)
+                events = []
+        return charged + await self.rate_events(events, book)
+
+    async def run_once(self) -> int:
+        """One incremental pass over calls and SMS since the watermark; records charged."""
+        state = await self.ctx.db.billing_state.find_one({"_id": WATERMARK_ID}) or {}
+        since = state.get("at")
+        started = datetime.now(UTC)
+        book = PriceBook(self.ctx)
+        calls: Doc = {"ended_at": {"$ne": None}}
+        texts: Doc = {"channel": "sms", "sent_at": {"$ne": None}}
+        if since is not None:
+            calls["ended_at"] = {"$gte": aware(since) - OVERLAP}
+            texts["sent_at"] = {"$gte": aware(since) - OVERLAP}
+        charged = await self._source("dial_attempts", calls, call_event, book)
+        charged += await self._source("outbox", texts, sms_event, book)
+        await self.ctx.db.billing_state.update_one(
+            {"_id": WATERMARK_ID}, {"$set": {"at": started}}, upsert=True
+        )
+        self.passes += 1
+        if self.passes % RECOVER_EVERY == 1:
+            await accounts.recover(self.ctx)
+        return charged
+
+    async def run(self, interval_s: float = 2.0) -> None:
+        """The hub's background loop; errors (a database restart) are logged and retried."""
+        while True:
+            try:
+                await self.run_once()
+            except Exception:
+                log.exception("billing rater pass failed; retrying")
+            await asyncio.sleep(interval_s)
