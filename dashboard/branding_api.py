@@ -1,7 +1,7 @@
 """Public branding by tenant slug: the login page shows it before anyone signs in.
 
 Only what a login screen shows anyway (the name and the logo) is served here; a slug
-that matches no tenant is a 404 like any other unknown path.
+that matches no tenant looks like a tenant without branding.
 """
 
 from __future__ import annotations
@@ -27,7 +27,11 @@ async def _tenant(ctx: AppContext, slug: str) -> Doc:
 
 @router.get("/{slug}")
 async def tenant_branding(slug: str, ctx: AppContext = Depends(get_ctx)) -> dict[str, Any]:
-    tenant = await _tenant(ctx, slug)
+    """An unknown slug answers like an unbranded tenant: the sign-in page asks as the user
+    types, and this must not tell which organisations exist."""
+    tenant = await get_tenant_by_slug(ctx, slug[:60]) if slug.strip() else None
+    if tenant is None:
+        return public_branding(slug, {})
     return public_branding(tenant["slug"], await effective_branding(ctx, tenant))
 
 

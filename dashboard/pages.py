@@ -172,22 +172,12 @@ async def routing_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
     return await _supervisor_page(request, ctx, "routing.html")
 
 
-ADMIN_PERMISSIONS = ("tenants.manage", "users.manage", "roles.manage", "branding.manage")
-
-
 @router.get("/admin")
 async def admin_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
-    """Tenants, users, roles and branding (dashboard/admin_api.py): holders of any of their
-    permissions; the page shows the tabs the caller may use."""
-    principal = await _session(request, ctx)
-    if principal is None:
-        return RedirectResponse("/login", status_code=303)
-    if not any(principal.can(p) for p in ADMIN_PERMISSIONS):
-        page = FORBIDDEN_PAGE.replace("Supervisors only", "Not for your role").replace(
-            "This page is for supervisors and admins.", "Administration is for admins."
-        )
-        return HTMLResponse(page, status_code=403)
-    return FileResponse(STATIC / "admin.html", media_type="text/html")
+    """Tenants, users, roles and branding (dashboard/admin_api.py) for holders of their
+    permissions, and everyone's own password change: the page shows the tabs the caller may use
+    (the API checks each request)."""
+    return await _guarded_page(request, ctx, "admin.html", ())
 
 
 @router.get("/recordings")

@@ -236,7 +236,7 @@ async def delete_twilio(
 
 def _trunk_changes(before: dict[str, Any] | None, body: TrunkIn) -> dict[str, Any]:
     after = body.model_dump(exclude={"password"}, by_alias=True)
-    changes = {
+    changes: dict[str, Any] = {
         k: {"from": (before or {}).get(k), "to": v} for k, v in after.items() if (before or {}).get(k) != v
     }
     if body.password is not None:

@@ -17,6 +17,7 @@ from hub.app import Starter, create_app, wait_for_db
 from hub.context import AppContext
 from hub.db import Database
 from hub.embedded_db import EmbeddedDatabase, port_is_open
+from hub.permissions import LEVELS
 from hub.settings import Settings
 from hub.tenancy import TenancyError, create_tenant, create_user, get_tenant_by_slug
 
@@ -51,7 +52,7 @@ def banner(settings: Settings, demo: bool) -> str:
         f"  Health          : {url}/healthz",
     ]
     if demo:
-        from hub.demo import DEMO_NUMBER, DEMO_PASSWORD, DEMO_USERS
+        from hub.demo import DEMO_NUMBER, DEMO_PASSWORD, DEMO_USERS, OPERATOR_USERS, RESELLER_USERS
 
         lines += [
             f"  Demo web site   : {url}/demo   (the chat widget is bottom right; its phone button calls)",
@@ -62,6 +63,13 @@ def banner(settings: Settings, demo: bool) -> str:
         lines += [
             f"    {email:24} {', '.join(roles):18} skills: {', '.join(skills) or '-'}"
             for email, _, roles, skills in DEMO_USERS
+        ]
+        lines += [
+            "",
+            f"  Tenant tree (same password; administration at {url}/admin):",
+            f"    operator 'platform'    : {', '.join(f'{e} ({r[0]})' for e, _, r, _ in OPERATOR_USERS)}",
+            f"    reseller 'acme-resale' : {', '.join(f'{e} ({r[0]})' for e, _, r, _ in RESELLER_USERS)}",
+            "    customer 'demo'        : the logins above",
         ]
     lines.append("  The bot needs about a minute to load the first time (health shows rasa: ok).")
     return "\n".join(lines) + "\n"
@@ -132,8 +140,14 @@ def user_create(args: argparse.Namespace) -> None:
 
 def tenant_create(args: argparse.Namespace) -> None:
     async def action(ctx: AppContext) -> None:
-        tenant = await create_tenant(ctx, args.slug, args.name or args.slug)
-        print(f"tenant {tenant['slug']} ({tenant['name']})")
+        parent = None
+        if args.parent:
+            parent = await get_tenant_by_slug(ctx, args.parent)
+            if parent is None:
+                raise TenancyError(f"no parent tenant {args.parent!r}")
+        tenant = await create_tenant(ctx, args.slug, args.name or args.slug, level=args.level, parent=parent)
+        where = f" below {parent['slug']}" if parent is not None else ""
+        print(f"tenant {tenant['slug']} ({tenant['name']}), {tenant['level']}{where}")
 
     run_admin(action)
 
@@ -210,6 +224,8 @@ def parser() -> argparse.ArgumentParser:
     tc = tenant.add_parser("create")
     tc.add_argument("slug")
     tc.add_argument("name", nargs="?")
+    tc.add_argument("--level", choices=LEVELS, default="customer", help="operator, reseller or customer")
+    tc.add_argument("--parent", metavar="SLUG", help="the tenant above it (whose admins manage it)")
     tc.set_defaults(func=tenant_create)
     demo = sub.add_parser("demo", help="demo data").add_subparsers(dest="demo_command", required=True)
     demo.add_parser("seed").set_defaults(func=demo_seed)

@@ -12,7 +12,17 @@ from knowledge.kb import upsert_article
 DEMO_TENANT = "demo"
 DEMO_NUMBER = "+15550100200"  # the demo phone line (point a Twilio number's webhook here)
 DEMO_PASSWORD = "northwind"
-DEMO_USERS = [
+DemoUser = tuple[str, str, list[str], list[str]]
+# The tenant tree above the demo customer (seed 003: operator -> reseller -> end customer).
+OPERATOR_TENANT = "platform"
+RESELLER_TENANT = "acme-resale"
+OPERATOR_USERS: list[DemoUser] = [
+    ("ops@platform.test", "Olga Operator", ["admin"], []),
+    ("service@platform.test", "Sid Service", ["service"], []),
+    ("finance@platform.test", "Fran Finance", ["finance"], []),
+]
+RESELLER_USERS: list[DemoUser] = [("admin@acme-resale.test", "Rex Reseller", ["admin"], [])]
+DEMO_USERS: list[DemoUser] = [
     ("admin@northwind.test", "Ada Admin", ["admin"], []),
     ("alice@northwind.test", "Alice Agent", ["agent"], ["billing", "general"]),
     ("bob@northwind.test", "Bob Agent", ["agent"], ["technical", "general"]),
@@ -144,11 +154,43 @@ CUSTOMERS = [
 ]
 
 
-async def seed_demo(ctx: AppContext, slug: str = DEMO_TENANT) -> Doc:
-    """Create or refresh the demo tenant; safe to run on every start."""
+async def _demo_tenant(
+    ctx: AppContext, slug: str, name: str, level: str, parent: Doc | None, users: list[DemoUser]
+) -> Doc:
     tenant = await get_tenant_by_slug(ctx, slug) or await create_tenant(
-        ctx, slug, "Northwind Energy & Telecom"
+        ctx, slug, name, level=level, parent=parent
     )
+    for email, user_name, roles, skills in users:
+        if await ctx.db.users.find_one({"tenant_id": tenant["_id"], "email": email}) is None:
+            await create_user(ctx, tenant["_id"], email, user_name, DEMO_PASSWORD, roles, skills)
+    return tenant
+
+
+async def _attach(ctx: AppContext, demo: Doc, reseller: Doc) -> Doc:
+    """A demo tenant made before the tree (a top-level customer, or no level at all) goes
+    below the reseller; one already placed anywhere is left alone."""
+    if demo.get("parent_id") or demo.get("path") or (demo.get("level") or "customer") != "customer":
+        return demo
+    attached = {
+        "level": "customer",
+        "parent_id": reseller["_id"],
+        "path": [*(reseller.get("path") or []), reseller["_id"]],
+    }
+    await ctx.db.tenants.update_one({"_id": demo["_id"]}, {"$set": attached})
+    return {**demo, **attached}
+
+
+async def seed_demo(ctx: AppContext, slug: str = DEMO_TENANT) -> Doc:
+    """Create or refresh the demo tenant, a customer of the reseller `acme-resale` below the
+    operator `platform`; safe to run on every start."""
+    operator = await _demo_tenant(
+        ctx, OPERATOR_TENANT, "Contact hub platform", "operator", None, OPERATOR_USERS
+    )
+    reseller = await _demo_tenant(ctx, RESELLER_TENANT, "Acme Resale", "reseller", operator, RESELLER_USERS)
+    tenant = await get_tenant_by_slug(ctx, slug) or await create_tenant(
+        ctx, slug, "Northwind Energy & Telecom", level="customer", parent=reseller
+    )
+    tenant = await _attach(ctx, tenant, reseller)
     for email, name, roles, skills in DEMO_USERS:
         if await ctx.db.users.find_one({"tenant_id": tenant["_id"], "email": email}) is None:
             await create_user(ctx, tenant["_id"], email, name, DEMO_PASSWORD, roles, skills)

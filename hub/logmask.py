@@ -14,16 +14,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# E.164 (+ and 7-15 digits) or any run of 7 or more digits standing alone (not inside an id)
-_PHONE = re.compile(r"(?<![\w+])\+?\d{7,15}(?!\w)|(?<![\w+])\d{16,}(?!\w)")
+# E.164 (+ or its URL encoding %2B, and 7-15 digits) or any run of 7 or more digits standing
+# alone (not inside an id such as a hex contact id or a Twilio SID)
+_PHONE = re.compile(r"(?<![\w+%])(\+|%2[Bb])?(\d{7,})(?!\w)")
 _EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 KEEP_DIGITS = 3
 
 
 def _mask_phone(match: re.Match[str]) -> str:
-    text = match.group(0)
-    plus = "+" if text.startswith("+") else ""
-    digits = text.lstrip("+")
+    plus, digits = match.group(1) or "", match.group(2)
     return plus + "*" * (len(digits) - KEEP_DIGITS) + digits[-KEEP_DIGITS:]
 
 

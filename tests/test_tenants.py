@@ -401,7 +401,9 @@ async def test_branding_upload_rules_and_inheritance(hub_nobot: HubProcess, tena
             "logo_url": None,
             "inherited": False,
         }
-        assert (await public.get("/branding/no-such-tenant-here")).status_code == 404
+        unknown = await public.get("/branding/no-such-tenant-here")  # no tenant enumeration
+        assert unknown.status_code == 200 and unknown.json()["name"] is None
+        assert (await public.get("/branding/no-such-tenant-here/logo")).status_code == 404
         # uploads: SVG, HTML with an image name, and oversize are refused
         svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
         for name, data, ctype in (
@@ -456,3 +458,63 @@ async def test_branding_upload_rules_and_inheritance(hub_nobot: HubProcess, tena
         for client in (rita, cara, ann):
             await client.close()
         await public.aclose()
+
+
+def test_cli_creates_tenants_at_levels(hub_nobot: HubProcess) -> None:
+    import subprocess
+    import sys
+    import time
+
+    from tests.support import ROOT
+
+    stamp = int(time.time() * 1000) % 10**8
+
+    def hub_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hub.cli", *args],
+            cwd=ROOT,
+            env=hub_nobot.env,
+            capture_output=True,
+            text=True,
+        )
+
+    op = hub_cli("tenant", "create", f"op{stamp}", "Operator", "--level", "operator")
+    assert op.returncode == 0, op.stderr
+    assert f"op{stamp} (Operator), operator" in op.stdout
+    res = hub_cli("tenant", "create", f"re{stamp}", "--level", "reseller", "--parent", f"op{stamp}")
+    assert res.returncode == 0 and f"reseller below op{stamp}" in res.stdout
+    bad = hub_cli("tenant", "create", f"cu{stamp}", "--level", "operator", "--parent", f"re{stamp}")
+    assert bad.returncode != 0 and "a reseller cannot create a operator" in bad.stderr
+    missing = hub_cli("tenant", "create", f"cx{stamp}", "--parent", "no-such-parent")
+    assert missing.returncode != 0 and "no parent tenant" in missing.stderr
+
+
+async def test_demo_tree_is_idempotent_and_attaches_an_old_demo_tenant(mongo) -> None:
+    from hub.demo import seed_demo
+    from hub.ids import new_id
+    from tests.conftest import context_for
+
+    ctx = context_for(mongo.uri, f"demo_{new_id()[:8]}")
+    try:
+        await ctx.db.ensure_indexes()
+        # a database from before tenant levels: the demo tenant has no level, parent or path
+        await ctx.db.tenants.insert_one(
+            {"_id": "old-demo", "slug": "demo", "name": "Northwind", "active": True}
+        )
+        demo = await seed_demo(ctx)
+        again = await seed_demo(ctx)
+        assert demo["_id"] == again["_id"] == "old-demo"
+        platform = await ctx.db.tenants.find_one({"slug": "platform"})
+        acme = await ctx.db.tenants.find_one({"slug": "acme-resale"})
+        assert platform and acme and platform["level"] == "operator" and acme["level"] == "reseller"
+        stored = await ctx.db.tenants.find_one({"_id": "old-demo"})
+        assert stored and stored["level"] == "customer" and stored["path"] == [platform["_id"], acme["_id"]]
+        assert await ctx.db.tenants.count_documents({}) == 3
+        assert (
+            await ctx.db.users.count_documents({"tenant_id": "old-demo", "email": "admin@northwind.test"})
+            == 1
+        )
+        assert await ctx.db.users.count_documents({"tenant_id": platform["_id"], "roles": "admin"}) == 1
+    finally:
+        await ctx.db.client.drop_database(ctx.db.db.name)
+        await ctx.db.close()

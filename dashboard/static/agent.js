@@ -1247,7 +1247,12 @@
     var roles = me.roles || [];
     var supervisor = roles.indexOf("supervisor") >= 0 || roles.indexOf("admin") >= 0;
     dom.wallboardLink.hidden = !supervisor;
-    dom.routingLink.hidden = !supervisor;
+    var perms = me.permissions || [];
+    dom.routingLink.hidden = !supervisor && perms.indexOf("agents.manage") < 0;  // technicians too
+    if ($("admin-link")) {
+      $("admin-link").hidden = !["tenants.manage", "users.manage", "roles.manage", "branding.manage"]
+        .some(function (p) { return perms.indexOf(p) >= 0; });
+    }
     // agents see their own calls' recordings (the page explains if the tenant does not allow it)
     dom.recordingsLink.hidden = !supervisor && roles.indexOf("agent") < 0;
     // quality: supervisors score, agents read (and acknowledge) their own evaluations

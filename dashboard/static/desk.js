@@ -86,3 +86,53 @@
     csrfHeaders: csrfHeaders, logout: logout,
   };
 })();
+
+/* Branding (hub/branding.py): the tenant's own or inherited name and logo in the top bar of
+   every staff page that has one, and a reminder when an admin reset the password. */
+(function () {
+  "use strict";
+
+  function apply(branding) {
+    var brand = document.querySelector(".topbar .brand");
+    if (!brand || !branding || (!branding.name && !branding.logo_url)) return;
+    while (brand.firstChild) brand.removeChild(brand.firstChild);
+    if (branding.logo_url) {
+      var img = document.createElement("img");
+      img.className = "brand-logo";
+      img.alt = "";
+      img.src = branding.logo_url;
+      brand.appendChild(img);
+    }
+    var name = document.createElement("span");
+    name.className = "brand-name";
+    name.textContent = branding.name || "Contact hub";
+    brand.appendChild(name);
+    brand.setAttribute("data-branded", "true");
+  }
+
+  function remind() {
+    var bar = document.querySelector(".topbar");
+    if (!bar || document.getElementById("must-change-password") || window.location.pathname === "/admin") return;
+    var link = document.createElement("a");
+    link.id = "must-change-password";
+    link.className = "topbar-link topbar-warning";
+    link.href = "/admin#password";
+    link.textContent = "Please change your password";
+    bar.insertBefore(link, bar.querySelector(".user-name") || null);
+  }
+
+  function load() {
+    if (!document.querySelector(".topbar .brand")) return;
+    fetch("/api/me", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (me) {
+        if (!me) return;
+        apply(me.branding);
+        if (me.must_change_password) remind();
+      }, function () { /* the page's own calls report an unreachable server */ });
+  }
+
+  if (window.HubDesk) window.HubDesk.applyBranding = apply;
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", load);
+  else load();
+})();
