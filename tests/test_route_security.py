@@ -57,6 +57,9 @@ PUBLIC: dict[str, str] = {
     "/help/{tenant_slug}/feedback": "anonymous feedback form",
     "/webrtc/offer": "click-to-call from the customer's web site (a visitor, like the widget)",
     "/static": "CSS, JavaScript and images of the dashboard pages",
+    "/branding/{slug}": "the sign-in page shows a tenant's name and logo before sign-in "
+    "(an unknown slug answers like an unbranded tenant)",
+    "/branding/{slug}/logo": "the tenant's logo shown on its sign-in page",
 }
 
 # Routes that authenticate by a signature or a signed token rather than a session: an unsigned
@@ -165,7 +168,7 @@ def _fill(path: str, world: World, unknown: set[str]) -> tuple[str, set[str]]:
 
     def value(match: re.Match[str]) -> str:
         name = match.group(1)
-        if name == "tenant_slug":
+        if name in ("tenant_slug", "slug"):
             return world.slug
         if name == "article_slug":
             return world.article_slug

@@ -83,13 +83,13 @@ async def test_admin_brands_the_tenant_and_adds_a_role_and_a_user(
     await ada.locator("#tab-users").click()
     await ada.locator("#us-email").fill("quinn@t.test")
     await ada.locator("#us-name").fill("Quinn")
-    await ada.locator('#us-roles input[data-role="agent"]').uncheck()
+    await expect(ada.locator('#us-roles input[data-role="agent"]')).to_be_checked()
     await ada.locator('#us-roles input[data-role="qa"]').check()
     await ada.locator("#us-save").click()
     await expect(ada.locator("#ad-notice .ad-secret")).to_be_visible()
     password = (await ada.locator("#ad-notice .ad-secret").text_content()) or ""
     user_row = ada.locator("#users tr", has_text="quinn@t.test")
-    await expect(user_row.locator(".user-roles")).to_have_text("qa")
+    await expect(user_row.locator(".user-roles")).to_have_text("agent, qa")
     await expect(user_row.locator(".user-state")).to_contain_text("must change password")
 
     # ---- the sign-in page shows the tenant's branding once the organisation is typed
