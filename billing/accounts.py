@@ -3,21 +3,27 @@
 One `billing_accounts` document per billed tenant (`_id` = tenant id). A tenant without
 one is not billed and never stopped (billing off).
 
-Exactly-once balance changes (a billing record's charge, a top-up's credit) use the
+Exactly-once balance changes (a top-up's credit, a batch of billing records' debit) use the
 two-phase pattern MongoDB documents for multi-document changes without transactions
 (transactions need a replica set; the hub also runs on a standalone server):
-1. the entry (record or top-up) is inserted with `applied: false` (its unique key makes a
-   second insert of the same event fail, so nothing is rated twice);
-2. one atomic update on the account adds the amount *and* pushes the entry's key to the
-   account's `pending` list, guarded by `pending != key`: repeating this step is a no-op;
-3. the entry is marked `applied: true`;
+1. the entry is inserted in state "open": a top-up with `applied: false`; for billing records
+   a `billing_charges` row `{_id: charge_id, tenant_id, state: "open"}` is inserted first,
+   then the records carrying that `charge_id` (their unique key makes a second insert of the
+   same event fail, so nothing is rated twice);
+2. one atomic update on the account adds the amount (a charge: the sum of the records it
+   inserted) *and* pushes the entry's key to the account's `pending` list, guarded by
+   `pending != key`: repeating this step is a no-op;
+3. the entry is marked done: the top-up `applied: true`, the charge `state: "applied"`
+   (one write however many records it holds: the rater writes each record once);
 4. the key is pulled from `pending`.
-The key of a top-up is its id; billing records are charged in batches (the rater writes one
-`charge_id` on all records of one account in one pass, step 2 adds their sum), so `pending`
-stays short and every step is one indexed write.
-A crash after 1 leaves `applied: false` and `recover` redoes 2-4; a crash after 2 leaves the
-id in `pending`, so the redo of 2 matches nothing and cannot charge twice. `recover` only
-touches entries older than RECOVER_AFTER, so it never races a process still between 1 and 4.
+The key of a top-up is its id, of a charge its id (the rater opens one charge per account
+per batch), so `pending` stays short and every step is one indexed write.
+A crash after 1 leaves the entry open and `recover` redoes 2-4 (a charge's amount is summed
+again from its records); a crash after 2 leaves the key in `pending`, so the redo of 2
+matches nothing and cannot charge twice. `recover` only touches entries older than
+RECOVER_AFTER, so it never races a process still between 1 and 4. Records written before
+charges had rows of their own carry `applied: false` until debited and are finished the
+same way.
 
 Low-balance stop: `may_place_outbound` refuses outbound calls and campaign messages of a
 tenant when its balance, or that of any billed tenant above it (a reseller pays for its
@@ -56,6 +62,7 @@ def new_account(tenant_id: str, currency: str = "USD") -> Doc:
         "stop_below_micros": 0,
         "voice_group_id": None,
         "sms_group_id": None,
+        "inbound_group_id": None,
         "markup_pct": 0.0,
         "pending": [],
         "updated_at": utcnow(),
@@ -79,7 +86,14 @@ async def ensure_account(ctx: AppContext, tenant_id: str, currency: str = "USD")
 
 async def configure(ctx: AppContext, tenant_id: str, changes: dict[str, Any]) -> Doc:
     """Set group ids, markup, stop level or currency (validated by the caller's API)."""
-    allowed = {"voice_group_id", "sms_group_id", "markup_pct", "stop_below_micros", "currency"}
+    allowed = {
+        "voice_group_id",
+        "sms_group_id",
+        "inbound_group_id",
+        "markup_pct",
+        "stop_below_micros",
+        "currency",
+    }
     unknown = set(changes) - allowed
     if unknown:
         raise AccountError(f"unknown account fields: {', '.join(sorted(unknown))}")
@@ -112,6 +126,7 @@ def public_account(account: Doc, tenant: Doc | None = None) -> Doc:
         "stopped": balance <= stop,
         "voice_group_id": account.get("voice_group_id"),
         "sms_group_id": account.get("sms_group_id"),
+        "inbound_group_id": account.get("inbound_group_id"),
         "markup_pct": float(account.get("markup_pct") or 0),
         "updated_at": account.get("updated_at"),
     }
@@ -122,10 +137,12 @@ def public_account(account: Doc, tenant: Doc | None = None) -> Doc:
 
 async def apply_entry(ctx: AppContext, ledger: str, entry: Doc) -> bool:
     """Steps 2-4 of the module's two-phase change for one top-up (credit) or one billing
-    record (debit); True if this call moved the balance."""
+    record of its own (debit); True if this call moved the balance."""
     if ledger == "billing_records":
         charge_id = entry.get("charge_id") or entry["_id"]
-        return await apply_charge(ctx, entry["tenant_id"], charge_id, int(entry.get("amount_micros") or 0))
+        return await _apply_flagged_records(
+            ctx, entry["tenant_id"], charge_id, int(entry.get("amount_micros") or 0)
+        )
     moved = await _move(ctx, entry["tenant_id"], entry["_id"], int(entry.get("amount_micros") or 0))
     await ctx.db.top_ups.update_one({"_id": entry["_id"]}, {"$set": {"applied": True}})
     await ctx.db.billing_accounts.update_one(
@@ -134,18 +151,55 @@ async def apply_entry(ctx: AppContext, ledger: str, entry: Doc) -> bool:
     return moved
 
 
-async def apply_charge(ctx: AppContext, tenant_id: str, charge_id: str, total_micros: int) -> bool:
-    """Debit the records of one charge (the rater writes one per account per batch, keyed by
-    `charge_id` on each record) with the same guard: `pending` holds charge ids, so it stays
-    short and each step is one indexed write."""
-    moved = await _move(ctx, tenant_id, charge_id, -total_micros)
-    await ctx.db.billing_records.update_many(
-        {"charge_id": charge_id, "applied": False}, {"$set": {"applied": True}}
+async def open_charges(ctx: AppContext, charge_ids: dict[str, str]) -> None:
+    """Step 1 of a batch's debit, before its records are inserted: one open charge per
+    account (tenant id -> charge id), so a crash right after the insert is found again."""
+    now = utcnow()
+    await ctx.db.billing_charges.insert_many(
+        [
+            {"_id": charge_id, "tenant_id": tenant_id, "state": "open", "created_at": now}
+            for tenant_id, charge_id in charge_ids.items()
+        ]
     )
-    # a record written without a charge id is its own charge
-    await ctx.db.billing_records.update_one({"_id": charge_id, "applied": False}, {"$set": {"applied": True}})
+
+
+async def apply_charge(ctx: AppContext, tenant_id: str, charge_id: str, total_micros: int) -> bool:
+    """Steps 2-4 for one charge: debit the sum of its records (`charge_id` on each record),
+    then mark the charge applied and release the key; True if this call moved the balance."""
+    moved = await _move(ctx, tenant_id, charge_id, -total_micros)
+    await ctx.db.billing_charges.update_one(
+        {"_id": charge_id},
+        {"$set": {"state": "applied", "total_micros": total_micros, "applied_at": utcnow()}},
+    )
     await ctx.db.billing_accounts.update_one({"_id": tenant_id}, {"$pull": {"pending": charge_id}})
     return moved
+
+
+async def drop_charge(ctx: AppContext, charge_id: str) -> None:
+    """A charge none of whose records was inserted (all rated before): nothing to debit."""
+    await ctx.db.billing_charges.delete_one({"_id": charge_id, "state": "open"})
+
+
+async def _apply_flagged_records(ctx: AppContext, tenant_id: str, key: str, total_micros: int) -> bool:
+    """Steps 2-4 for records that carry their own `applied: false` (written before charges
+    had rows of their own, or without a charge id: the record is its own charge)."""
+    moved = await _move(ctx, tenant_id, key, -total_micros)
+    await ctx.db.billing_records.update_many(
+        {"charge_id": key, "applied": False}, {"$set": {"applied": True}}
+    )
+    await ctx.db.billing_records.update_one({"_id": key, "applied": False}, {"$set": {"applied": True}})
+    await ctx.db.billing_accounts.update_one({"_id": tenant_id}, {"$pull": {"pending": key}})
+    return moved
+
+
+async def charge_total(ctx: AppContext, charge_id: str) -> int:
+    """The sum of the records a charge inserted."""
+    rows = await ctx.db.billing_records.aggregate(
+        [{"$match": {"charge_id": charge_id}}, {"$group": {"_id": None, "total": {"$sum": "$amount_micros"}}}]
+    )
+    async for row in rows:
+        return int(row.get("total") or 0)
+    return 0
 
 
 async def _move(ctx: AppContext, tenant_id: str, key: str, delta_micros: int) -> bool:
@@ -165,13 +219,19 @@ async def recover(ctx: AppContext, older_than: timedelta = RECOVER_AFTER) -> int
     """Finish entries a crashed process left unapplied; how many charges / top-ups were finished."""
     cutoff = utcnow() - older_than
     done = 0
-    charges: dict[tuple[str, str], int] = {}
+    async for charge in ctx.db.billing_charges.find({"state": "open", "created_at": {"$lte": cutoff}}):
+        if await ctx.db.billing_accounts.find_one({"_id": charge["tenant_id"]}, {"_id": 1}) is not None:
+            await apply_charge(
+                ctx, charge["tenant_id"], charge["_id"], await charge_total(ctx, charge["_id"])
+            )
+            done += 1
+    flagged: dict[tuple[str, str], int] = {}
     async for record in ctx.db.billing_records.find({"applied": False, "created_at": {"$lte": cutoff}}):
         key = (record["tenant_id"], record.get("charge_id") or record["_id"])
-        charges[key] = charges.get(key, 0) + int(record.get("amount_micros") or 0)
-    for (tenant_id, charge_id), total in charges.items():
+        flagged[key] = flagged.get(key, 0) + int(record.get("amount_micros") or 0)
+    for (tenant_id, charge_id), total in flagged.items():
         if await ctx.db.billing_accounts.find_one({"_id": tenant_id}, {"_id": 1}) is not None:
-            await apply_charge(ctx, tenant_id, charge_id, total)
+            await _apply_flagged_records(ctx, tenant_id, charge_id, total)
             done += 1
     async for entry in ctx.db.top_ups.find({"applied": False, "created_at": {"$lte": cutoff}}):
         if await ctx.db.billing_accounts.find_one({"_id": entry["tenant_id"]}, {"_id": 1}) is not None:

@@ -7,6 +7,16 @@ Sources (billing reads them; nothing there imports billing):
   `duration`, else `ended_at - answered_at` rounded up. Source key "call:<attempt id>".
 - SMS: `outbox` rows of channel sms once sent (`sent_at`), per segment (`meta.segments`,
   written by channels/sms/relay.py). Source key "sms:<outbox id>".
+- inbound calls: voice `contacts` without `direction: "outbound"` that hold the call's
+  `call_sid` (a follow-up contact of the same call holds `call_ref` instead, so a call is
+  rated once however many contacts it went through) and whose `call_ended_at` is set
+  (channels/twilio/voice.py stamps it on Twilio's final status callback with `call_duration_s`,
+  channels/twilio/media.py when the media stream ends). Priced by the dialled number
+  (`to_number`: what a 400 / toll-free line costs its holder depends on the number called,
+  not on who calls) on the tenant's `inbound_group_id`; tenants without one pay nothing for
+  inbound. Seconds: Twilio's `call_duration_s`, else `call_ended_at - opened_at` rounded up
+  (our TwiML answers the call when the contact opens) once SETTLE has passed without
+  Twilio's figure. Source key "call-in:<contact id>", record kind "inbound".
 
 For the tenant that placed the call and every billed tenant above it (pricing.PriceBook.chain)
 a record is written at that tenant's own price (the customer pays its marked-up price, its
@@ -40,6 +50,9 @@ from hub.ids import new_id, utcnow
 log = logging.getLogger(__name__)
 
 OVERLAP = timedelta(seconds=30)
+SETTLE = timedelta(seconds=10)  # how long an inbound call waits for Twilio's own duration
+UNANSWERED = ("busy", "failed", "no-answer", "canceled")
+PER_MINUTE_KINDS = ("voice", "inbound")
 WATERMARK_ID = "rater"
 BATCH = 1000
 RECOVER_EVERY = 15  # passes between recover() runs
@@ -73,6 +86,44 @@ def call_event(attempt: Doc) -> Doc | None:
         "segments": 0,
         "campaign_id": attempt.get("campaign_id"),
         "at": aware(attempt["ended_at"]),
+    }
+
+
+def inbound_event(contact: Doc, ready_before: datetime | None = None) -> Doc | None:
+    """The billable facts of an ended inbound call's contact, or None (not a rated inbound
+    call, never answered, or still waiting up to SETTLE for Twilio's duration)."""
+    if contact.get("channel") != "voice" or contact.get("direction") == "outbound":
+        return None
+    ended = contact.get("call_ended_at")
+    if (
+        not contact.get("tenant_id")
+        or not contact.get("call_sid")
+        or not contact.get("to_number")
+        or not ended
+    ):
+        return None
+    if contact.get("call_status") in UNANSWERED:
+        return None
+    ended = aware(ended)
+    duration = contact.get("call_duration_s")
+    if isinstance(duration, int | float) and not isinstance(duration, bool) and duration >= 0:
+        seconds = math.ceil(duration)
+    else:
+        if ready_before is not None and ended > ready_before:
+            return None  # Twilio's status callback may still bring the carrier's figure
+        started = aware(contact.get("answered_at") or contact.get("opened_at") or ended)
+        seconds = max(0, math.ceil((ended - started).total_seconds() - 1e-6))
+    return {
+        "tenant_id": contact["tenant_id"],
+        "source_key": f"call-in:{contact['_id']}",
+        "kind": "inbound",
+        "direction": "inbound",
+        "number": contact["to_number"],
+        "seconds": seconds,
+        "segments": 0,
+        "campaign_id": None,
+        "contact_id": contact["_id"],
+        "at": ended,
     }
 
 
@@ -128,7 +179,8 @@ async def records_for(book: PriceBook, event: Doc, now: datetime) -> list[Doc]:
                 unrated=True,
             )
         else:
-            if event["kind"] == "voice":
+            per_minute = event["kind"] in PER_MINUTE_KINDS
+            if per_minute:
                 billed, amount = call_amount(priced.tariff, event["seconds"])
             else:
                 billed, amount = 0, sms_amount(priced.tariff, event["segments"])
@@ -138,22 +190,28 @@ async def records_for(book: PriceBook, event: Doc, now: datetime) -> list[Doc]:
                 group_id=priced.group["_id"],
                 billed_seconds=billed,
                 unit_price_micros=priced.tariff.price_micros,
-                connection_micros=priced.tariff.connection_micros if event["kind"] == "voice" else 0,
+                connection_micros=priced.tariff.connection_micros if per_minute else 0,
                 amount_micros=amount,
                 unrated=False,
             )
+        if event.get("contact_id"):
+            record["contact_id"] = event["contact_id"]
         out.append(record)
     return out
 
 
 async def store_and_charge(ctx: AppContext, records: list[Doc]) -> int:
-    """Insert the records (duplicates of already rated events are refused by the unique index)
-    and charge the inserted ones: one charge (`charge_id`) per account per call; how many."""
+    """Open one charge per account, insert the records with it (duplicates of already rated
+    events are refused by the unique index: ordered=False inserts the rest) and debit each
+    account the sum of its inserted records in one update; how many records were charged.
+    Each record is written once: its charge, not the record, is marked applied (accounts.py)."""
     if not records:
         return 0
     charge_ids: dict[str, str] = {}
     for record in records:
         record["charge_id"] = charge_ids.setdefault(record["tenant_id"], new_id())
+        record.pop("applied", None)  # the charge's state says it
+    await accounts.open_charges(ctx, charge_ids)
     refused: set[int] = set()
     try:
         await ctx.db.billing_records.insert_many(records, ordered=False)
@@ -166,8 +224,11 @@ async def store_and_charge(ctx: AppContext, records: list[Doc]) -> int:
     totals: dict[str, int] = {}
     for record in inserted:
         totals[record["tenant_id"]] = totals.get(record["tenant_id"], 0) + int(record["amount_micros"])
-    for tenant_id, total in totals.items():
-        await accounts.apply_charge(ctx, tenant_id, charge_ids[tenant_id], total)
+    for tenant_id, charge_id in charge_ids.items():
+        if tenant_id in totals:
+            await accounts.apply_charge(ctx, tenant_id, charge_id, totals[tenant_id])
+        else:
+            await accounts.drop_charge(ctx, charge_id)
     return len(inserted)
 
 
@@ -202,7 +263,8 @@ class Rater:
         return charged + await self.rate_events(events, book)
 
     async def run_once(self) -> int:
-        """One incremental pass over calls and SMS since the watermark; records charged."""
+        """One incremental pass over outbound and inbound calls and SMS since the watermark;
+        records charged."""
         state = await self.ctx.db.billing_state.find_one({"_id": WATERMARK_ID}) or {}
         since = state.get("at")
         started = datetime.now(UTC)
@@ -212,8 +274,15 @@ class Rater:
         if since is not None:
             calls["ended_at"] = {"$gte": aware(since) - OVERLAP}
             texts["sent_at"] = {"$gte": aware(since) - OVERLAP}
+        inbound: Doc = {"channel": "voice", "call_ended_at": {"$ne": None}}
+        if since is not None:
+            inbound["call_ended_at"] = {"$gte": aware(since) - OVERLAP - SETTLE}
+        ready_before = started - SETTLE
         charged = await self._source("dial_attempts", calls, call_event, book)
         charged += await self._source("outbox", texts, sms_event, book)
+        charged += await self._source(
+            "contacts", inbound, lambda contact: inbound_event(contact, ready_before), book
+        )
         await self.ctx.db.billing_state.update_one(
             {"_id": WATERMARK_ID}, {"$set": {"at": started}}, upsert=True
         )

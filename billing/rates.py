@@ -1,8 +1,9 @@
 """Rate groups and their rate tables: CRUD with validation, longest-prefix match, import / export.
 
 A rate group (`rate_groups`) belongs to the tenant that created it (its owner, usually the
-operator or a reseller) and is voice or SMS; its entries (`rates`) price a number prefix
-(digits, no "+") per minute for voice or per segment for SMS, with the billing increments
+operator or a reseller) and is voice, SMS or inbound (calls received, priced by the dialled
+number's prefix, e.g. a 400 / toll-free line); its entries (`rates`) price a number prefix
+(digits, no "+") per minute for voice and inbound or per segment for SMS, with the billing increments
 ("60/60", "6/6", "30/6"), a minimum and a connection fee. The longest matching prefix wins.
 A rate table comes in as Excel or CSV (one row per prefix; invalid rows are reported with
 their line and reason, valid ones are stored) and goes out the same way.
@@ -36,7 +37,7 @@ from hub.context import AppContext
 from hub.db import Doc
 from hub.ids import new_id, utcnow
 
-KINDS = ("voice", "sms")
+KINDS = ("voice", "sms", "inbound")  # inbound: per minute, like voice, by the dialled number
 _PREFIX = re.compile(r"^\d{1,15}$")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 MAX_IMPORT_ROWS = 200_000

@@ -4,8 +4,9 @@ billing records and statements (JSON and Excel). docs/admin.md "Billing" is the 
 Who may do what:
 - rate groups and their entries: `billing.rates`, in the group owner's tenant only; a
   tenant rated on an ancestor's group may read its entries at its own (marked-up) prices;
-- a child's account (rate groups, markup, stop level): `billing.rates` on a tenant below
-  the caller's (`Principal.manages`); the group must be the caller's own or one the caller
+- a child's account (voice, SMS and inbound rate groups, markup, stop level):
+  `billing.rates` on a tenant below the caller's (`Principal.manages`); the group must be
+  of that kind and the caller's own or one the caller
   is rated on itself (a reseller hands down what it buys);
 - top-ups: `billing.topup` on a tenant below the caller's; never the caller's own tenant;
 - balances, top-ups, records and statements: `billing.view` for the caller's tenant and
@@ -43,7 +44,7 @@ class GroupBody(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: str = Field(min_length=1, max_length=80)
-    kind: str = Field(pattern="^(voice|sms)$")
+    kind: str = Field(pattern="^(voice|sms|inbound)$")
     currency: str = Field(default="USD", min_length=3, max_length=3)
 
 
@@ -69,6 +70,7 @@ class AccountBody(BaseModel):
 
     voice_group_id: str | None = Field(default=None, max_length=64)
     sms_group_id: str | None = Field(default=None, max_length=64)
+    inbound_group_id: str | None = Field(default=None, max_length=64)
     markup_pct: float | None = Field(default=None, gt=-100, le=1000)
     stop_below: str | None = Field(default=None, max_length=24)
     currency: str | None = Field(default=None, min_length=3, max_length=3)
@@ -109,7 +111,7 @@ async def _visible_group(ctx: AppContext, principal: Principal, group_id: str) -
         return group, []
     book = PriceBook(ctx)
     account = await book.account(principal.tenant_id) or {}
-    if group_id not in (account.get("voice_group_id"), account.get("sms_group_id")):
+    if group_id not in [account.get(f"{kind}_group_id") for kind in rates.KINDS]:
         raise HTTPException(404, "no such rate group")
     markups = await book.markups(principal.tenant_id, group["tenant_id"])
     if markups is None:
@@ -129,7 +131,7 @@ async def list_groups(principal: Principal = VIEW, ctx: AppContext = Depends(get
         owned.append(rates.public_group(group, count))
     account = await accounts.get_account(ctx, principal.tenant_id) or {}
     rated_on = []
-    for kind in ("voice", "sms"):
+    for kind in rates.KINDS:
         group_id = account.get(f"{kind}_group_id")
         above = await ctx.db.rate_groups.find_one({"_id": group_id}) if group_id else None
         if above is not None and above["tenant_id"] != principal.tenant_id:
@@ -382,7 +384,7 @@ async def configure_account(
     """Rate groups, markup on the caller's price, and stop level of a tenant below."""
     tenant = await _reachable(ctx, principal, tenant_id, itself=False)
     changes: Doc = {k: v for k, v in body.model_dump(exclude_unset=True).items() if k != "stop_below"}
-    for kind in ("voice", "sms"):
+    for kind in rates.KINDS:
         group_id = changes.get(f"{kind}_group_id")
         if group_id:
             await _assignable(ctx, principal, group_id, kind)
@@ -484,6 +486,7 @@ def public_record(record: Doc) -> dict[str, Any]:
         "origin_tenant_id": record.get("origin_tenant_id"),
         "source_key": record["source_key"],
         "kind": record["kind"],
+        "direction": record.get("direction") or "outbound",
         "number": record.get("number"),
         "prefix": record.get("prefix"),
         "description": record.get("description") or "",
@@ -503,7 +506,7 @@ def public_record(record: Doc) -> dict[str, Any]:
 @router.get("/records")
 async def list_records(
     tenant_id: str | None = Query(default=None, max_length=64),
-    kind: str | None = Query(default=None, pattern="^(voice|sms)$"),
+    kind: str | None = Query(default=None, pattern="^(voice|sms|inbound)$"),
     number: str | None = Query(default=None, max_length=40),
     start: str | None = Query(default=None, alias="from", max_length=40),
     end: str | None = Query(default=None, alias="to", max_length=40),

@@ -134,9 +134,11 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("billing_records", [("tenant_id", ASCENDING), ("at", ASCENDING)], {}),
     ("billing_records", [("applied", ASCENDING), ("created_at", ASCENDING)], {}),
     ("billing_records", [("charge_id", ASCENDING)], {}),
+    ("billing_charges", [("state", ASCENDING), ("created_at", ASCENDING)], {}),
     ("top_ups", [("tenant_id", ASCENDING), ("at", ASCENDING)], {}),
     ("top_ups", [("applied", ASCENDING), ("created_at", ASCENDING)], {}),
     ("outbox", [("sent_at", ASCENDING)], {}),
+    ("contacts", [("call_ended_at", ASCENDING)], {}),  # the rater's watermark on inbound calls
     # telephony administration (docs/admin.md): the number inventory, tenants' own Twilio
     # accounts (a webhook's AccountSid finds its tenant), SIP trunks and outbound routes;
     # hanging up a call finds its tenant by call sid

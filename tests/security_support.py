@@ -2,6 +2,9 @@
 
 tests/test_route_security.py calls every route with these ids as another tenant;
 tests/test_openapi_fuzz.py hands them to schemathesis so fuzzed calls reach past the 404.
+Tenant A is a reseller below an operator ("the provider"), so that the objects only a tenant
+with a parent can hold exist too: a dialled number the provider allocated, a billing account
+the provider configured and topped up.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import asyncio
 import csv
 import io
 import random
+import secrets
 import time
 import wave
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ import phonenumbers
 from bot.ivr import DEFAULT_FLOW
 from hub.embedded_db import EmbeddedDatabase
 from hub.ids import new_id
+from media.call import store_wav
 from media.recording import store_recording
 from tests.conftest import AGENT_PASSWORD, context_for
 from tests.support import HubProcess, Widget
@@ -85,9 +90,10 @@ async def build_world(
     t: dict[str, Any],
     desk: httpx.AsyncClient,
     http: httpx.AsyncClient,
+    above: httpx.AsyncClient,
 ) -> World:
     """Real objects of tenant A, made the way its staff make them (over HTTP where they can):
-    `desk` is Ann the agent's client, `http` Sam the admin's."""
+    `desk` is Ann the agent's client, `http` Sam the admin's, `above` the provider's admin."""
     mark = f"zqa{new_id()[:12]}"
     markers = {mark}  # the tenant name is public (help center), its ids and this mark are not
     tenant_id = t["tenant"]["_id"]
@@ -129,6 +135,10 @@ async def build_world(
             agent_ids=[ids["user_id"]],
         )
         ids["recording_id"] = recording["_id"]
+        # a voicemail left on a call, stored the way media/call.py stores it
+        ids["audio_id"] = await store_wav(
+            ctx, "voicemail", b"\x01\x00" * 800, 8000, {"tenant_id": tenant_id, "contact_id": contact_id}
+        )
         task_id = new_id()
         await ctx.db.tasks.insert_one(
             {
@@ -148,6 +158,11 @@ async def build_world(
     queue = await http.post("/api/queues", json={"name": f"Queue {mark}", "skills": {"billing": 1}})
     ids["queue_id"] = _ok(queue, "queue")["id"]
     number = _fresh_number()
+    # the provider hands A a number from its inventory; A's flow answers it
+    allocated = await above.post(
+        "/api/admin/telephony/numbers", json={"number": number, "tenant_id": tenant_id}
+    )
+    ids["number"] = _ok(allocated, "number allocation")["number"]
     flow = {**DEFAULT_FLOW(tenant_id, number), "name": f"Flow {mark}"}
     ids["flow_id"] = _ok(await http.post("/api/ivr/flows", json=flow), "flow")["id"]
     prompt = await http.post(
@@ -237,18 +252,67 @@ async def build_world(
     kb_file = _ok(attachment, "attachment")
     file_ids = {"/api/kb/": kb_file.get("id") or kb_file.get("file_id") or ids["file_id"]}
     file_ids["/help/"] = file_ids["/api/kb/"]
+    await _admin_objects(ids, markers, mark, tenant_id, http, above)
     assert widget.token is not None
     return World(t["slug"], ids, markers, article["slug"], file_ids, widget, widget.token)
 
 
+async def _admin_objects(
+    ids: dict[str, str],
+    markers: set[str],
+    mark: str,
+    tenant_id: str,
+    http: httpx.AsyncClient,
+    above: httpx.AsyncClient,
+) -> None:
+    """A's billing, telephony and role settings (docs/admin.md), over HTTP like its staff would.
+
+    Names that tenants below A legitimately see (the rate group a customer is rated on and its
+    entries) carry no marker; what nobody but A may see (the top-up note, trunk and route names,
+    the Twilio SID and token, the trunk password) does."""
+    # the provider's wholesale rates, A's account on them with a markup, and a top-up
+    wholesale = _ok(
+        await above.post("/api/billing/groups", json={"name": "Wholesale", "kind": "voice"}), "group"
+    )
+    rate = {"prefix": "1", "price": "0.01"}
+    _ok(await above.put(f"/api/billing/groups/{wholesale['id']}/rates", json=rate), "wholesale rate")
+    account = {"voice_group_id": wholesale["id"], "markup_pct": 20, "stop_below": "1"}
+    _ok(await above.put(f"/api/billing/accounts/{tenant_id}", json=account), "A's account")
+    top_up = {"amount": "25", "note": f"top-up {mark}"}
+    _ok(await above.post(f"/api/billing/accounts/{tenant_id}/top-ups", json=top_up), "top-up")
+    # A's own rate group (what it sells to its customers) with one entry
+    group = _ok(await http.post("/api/billing/groups", json={"name": "Retail", "kind": "voice"}), "group")
+    ids["group_id"] = ids["voice_group_id"] = group["id"]
+    # 12 digits: no phone number or hex id in an answer contains it by chance
+    entry = {"prefix": str(random.randrange(10**11, 10**12)), "price": "0.05", "increment": "6/6"}
+    ids["prefix"] = _ok(await http.put(f"/api/billing/groups/{group['id']}/rates", json=entry), "rate")[
+        "prefix"
+    ]
+    # a SIP trunk with a password, an outbound route over it, the tenant's own Twilio account
+    password, sid, token = f"pw-{secrets.token_hex(8)}", f"AC{secrets.token_hex(16)}", secrets.token_hex(16)
+    markers |= {password, sid, token}
+    ids["account_sid"] = sid
+    trunk = {"name": f"Trunk {mark}", "host": "sip.example.net", "username": "a", "password": password}
+    ids["trunk_id"] = _ok(await http.post("/api/admin/telephony/trunks", json=trunk), "trunk")["id"]
+    route = {"name": f"Route {mark}", "pattern": "1", "trunk_id": ids["trunk_id"], "prepend": "9"}
+    ids["route_id"] = _ok(await http.post("/api/admin/telephony/routes", json=route), "route")["id"]
+    twilio = {"account_sid": sid, "auth_token": token}
+    _ok(await http.put("/api/admin/telephony/twilio", json=twilio), "twilio account")
+    # a custom role (roles are addressed by name)
+    role = {"name": f"role-{secrets.token_hex(5)}", "label": f"Role {mark}", "permissions": ["billing.view"]}
+    ids["name"] = _ok(await http.post("/api/admin/roles", json=role), "role")["name"]
+
+
 @dataclass
 class Seeded:
-    """A tenant with its objects (`world`), Ann the agent's and Sam the admin's signed-in clients."""
+    """A tenant with its objects (`world`), Ann the agent's and Sam the admin's signed-in clients,
+    and the operator above it (`provider`, whose admin is Ada)."""
 
     tenant: dict[str, Any]
     world: World
     desk: httpx.AsyncClient
     admin: httpx.AsyncClient
+    provider: dict[str, Any]
 
     async def close(self) -> None:
         await self.world.widget.close()
@@ -258,18 +322,28 @@ class Seeded:
 
 
 async def seeded_tenant(hub: HubProcess, tenant_in: Any, mongo: EmbeddedDatabase) -> Seeded:
-    """A fresh tenant: Ann (agent) took a chat, Sam (every role) made the rest."""
+    """A fresh reseller below a fresh operator: Ann (agent) took a chat, Sam (every role) made
+    the rest, the operator's Ada allocated its number and set up its billing account."""
+    provider = await tenant_in(hub, level="operator", agents={"ada": []}, roles={"ada": ["admin"]})
     t = await tenant_in(
-        hub, agents={"ann": ["billing", "general"], "sam": []}, roles={"ann": ["agent"], "sam": ALL_ROLES}
+        hub,
+        level="reseller",
+        parent=provider["tenant"],
+        agents={"ann": ["billing", "general"], "sam": []},
+        roles={"ann": ["agent"], "sam": ALL_ROLES},
     )
     desk = httpx.AsyncClient(base_url=hub.url, timeout=30)
     admin = httpx.AsyncClient(base_url=hub.url, timeout=30)
+    above = httpx.AsyncClient(base_url=hub.url, timeout=30)
     try:
         await login(desk, t["slug"], "ann@t.test")
         await login(admin, t["slug"], "sam@t.test")
-        world = await build_world(hub, mongo, t, desk, admin)
+        await login(above, provider["slug"], "ada@t.test")
+        world = await build_world(hub, mongo, t, desk, admin, above)
     except BaseException:
         await desk.aclose()
         await admin.aclose()
         raise
-    return Seeded(t, world, desk, admin)
+    finally:
+        await above.aclose()
+    return Seeded(t, world, desk, admin, provider)

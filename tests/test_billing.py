@@ -1,7 +1,8 @@
 """Billing: the arithmetic (hand-computed cases and hypothesis properties), rate tables, and the
-rater against the real embedded database: a three-level chain rated from a dial attempt and an
-SMS sent through the outbox to the Twilio double, charged once however often the rater runs,
-the two-phase charge surviving a crash, and the statement reconciling with the balance."""
+rater against the real embedded database: a three-level chain rated from a dial attempt, an
+inbound call's contact and an SMS sent through the outbox to the Twilio double, charged once
+however often the rater runs, the two-phase charge surviving a crash, and the statement
+reconciling with the balance."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from openpyxl import Workbook, load_workbook
 
 from billing import accounts, rates, statements
 from billing.pricing import PriceBook
-from billing.rater import Rater, call_event, records_for
+from billing.rater import Rater, call_event, inbound_event, records_for
 from billing.rating import (
     RatingError,
     Tariff,
@@ -33,6 +34,7 @@ from channels.sms.relay import send_sms
 from channels.sms.sender import TwilioSmsSender
 from channels.twilio.outbound import close_rest_client
 from hub import outbox
+from hub.contacts import open_contact
 from hub.context import AppContext
 from hub.ids import new_id, utcnow
 from hub.settings import Settings
@@ -246,7 +248,9 @@ async def test_a_call_is_rated_for_the_customer_and_its_reseller_once(ctx: AppCo
     assert records[cu]["billed_seconds"] == 120 and records[cu]["unit_price_micros"] == 180_000
     assert records[cu]["amount_micros"] == 360_000  # 0.10 * 1.2 * 1.5 per min, 2 min
     assert records[rs]["unit_price_micros"] == 120_000 and records[rs]["amount_micros"] == 240_000
-    assert records[cu]["prefix"] == "1" and records[cu]["applied"] is True
+    assert records[cu]["prefix"] == "1" and "applied" not in records[cu]  # its charge says it:
+    charge = await ctx.db.billing_charges.find_one({"_id": records[cu]["charge_id"]})
+    assert charge is not None and charge["state"] == "applied" and charge["total_micros"] == 360_000
     assert not await ctx.db.billing_records.find_one({"source_key": f"call:{unanswered['_id']}"})
     assert await balance(ctx, cu) == 10_000_000 - 360_000
     assert await balance(ctx, rs) == 10_000_000 - 240_000
@@ -318,6 +322,41 @@ async def test_a_crash_between_insert_and_charge_is_recovered_once(ctx: AppConte
     assert await balance(ctx, cu) == before - 2 * records[0]["amount_micros"]
 
 
+async def test_a_rater_dying_inside_a_charge_is_finished_once(ctx: AppContext) -> None:
+    """The rater's own steps (rater.store_and_charge): a charge opened and its records inserted,
+    and one whose balance had moved too, are both finished by recover without a second debit."""
+    chain = await three_levels(ctx)
+    cu = chain["cu"]["_id"]
+    before = await balance(ctx, cu)
+    past = utcnow() - timedelta(minutes=5)
+    charges = {"inserted": new_id(), "moved": new_id()}
+    for step, charge_id in charges.items():
+        await accounts.open_charges(ctx, {cu: charge_id})
+        await ctx.db.billing_charges.update_one({"_id": charge_id}, {"$set": {"created_at": past}})
+        event = call_event(an_attempt(cu, 30)) or {}
+        records = [r for r in await records_for(PriceBook(ctx), event, past) if r["tenant_id"] == cu]
+        for record in records:
+            record["charge_id"] = charge_id
+            record.pop("applied")
+        await ctx.db.billing_records.insert_many(records)
+        if step == "moved":  # step 2 done: the key is pending
+            await ctx.db.billing_accounts.update_one(
+                {"_id": cu},
+                {"$inc": {"balance_micros": -records[0]["amount_micros"]}, "$push": {"pending": charge_id}},
+            )
+    assert await accounts.recover(ctx) >= 2
+    assert await accounts.recover(ctx) == 0
+    assert await balance(ctx, cu) == before - 2 * 180_000  # 30 s -> 60 s at 0.18
+    async for charge in ctx.db.billing_charges.find({"_id": {"$in": list(charges.values())}}):
+        assert charge["state"] == "applied" and charge["total_micros"] == 180_000
+    # a batch made only of events rated before opens no lasting charge
+    attempt = an_attempt(cu, 30)
+    await Rater(ctx).rate_events([call_event(attempt) or {}])
+    opened = await ctx.db.billing_charges.count_documents({"tenant_id": cu})
+    assert await Rater(ctx).rate_events([call_event(attempt) or {}]) == 0
+    assert await ctx.db.billing_charges.count_documents({"tenant_id": cu}) == opened
+
+
 async def test_the_statement_closes_on_the_account_balance_and_exports(ctx: AppContext) -> None:
     chain = await three_levels(ctx)
     cu = chain["cu"]
@@ -359,3 +398,130 @@ async def test_low_balance_stops_the_tenant_and_the_customers_of_a_stopped_resel
     assert (await accounts.may_place_outbound(ctx, cu) or "").startswith("balance: the reseller's")
     lone = await create_tenant(ctx, f"lo-{new_id()[:8]}", "Unbilled")
     assert await accounts.may_place_outbound(ctx, lone["_id"]) is None  # billing off
+
+
+# ------------------------------------------------------------------------------ inbound calls
+
+
+async def with_inbound_group(ctx: AppContext, chain: dict[str, Any]) -> dict[str, Any]:
+    """The operator's inbound group (toll-free 1800: 0.05/min at 60/60) on the reseller and
+    its customer, with their markups (+20 %, +50 %) unchanged."""
+    inbound = await rates.create_group(ctx, chain["op"]["_id"], "Toll-free", "inbound", "USD")
+    await rates.put_rate(ctx, inbound, {"prefix": "1800", "price": "0.05", "increment": "60/60"})
+    for tenant in (chain["rs"], chain["cu"]):
+        await accounts.configure(ctx, tenant["_id"], {"inbound_group_id": inbound["_id"]})
+    return {**chain, "inbound": inbound}
+
+
+async def inbound_call(
+    ctx: AppContext,
+    tenant_id: str,
+    seconds: int | None,
+    *,
+    to: str = "+18005550100",
+    ended_ago: float = 0,
+    status: str = "completed",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A contact as channels/twilio/voice.py opens it for a call to `to`, ended the way the
+    status callback ends it (Twilio's `CallDuration` as `call_duration_s`) or, with
+    `seconds=None`, the way channels/twilio/media.py does when the stream ends (no duration)."""
+    ended = utcnow() - timedelta(seconds=ended_ago)
+    contact = await open_contact(
+        ctx,
+        tenant_id,
+        "voice",
+        extra={
+            "call_sid": f"CA{new_id()}",
+            "from_number": "+14155550101",
+            "to_number": to,
+            "flow_id": None,
+            "ivr_path": [],
+            "call_status": "ringing",
+            **extra,
+        },
+    )
+    opened = ended - timedelta(seconds=seconds if seconds is not None else 81)
+    changes: dict[str, Any] = {"opened_at": opened, "call_status": status, "call_ended_at": ended}
+    if seconds is not None:
+        changes["call_duration_s"] = seconds
+    await ctx.db.contacts.update_one({"_id": contact["_id"]}, {"$set": changes})
+    return {**contact, **changes}
+
+
+async def records_of(ctx: AppContext, contact: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    key = f"call-in:{contact['_id']}"
+    return {r["tenant_id"]: r async for r in ctx.db.billing_records.find({"source_key": key})}
+
+
+async def test_an_inbound_call_is_rated_by_the_dialled_number_once(ctx: AppContext) -> None:
+    chain = await with_inbound_group(ctx, await three_levels(ctx))
+    cu, rs, op = chain["cu"]["_id"], chain["rs"]["_id"], chain["op"]["_id"]
+    call = await inbound_call(ctx, cu, 61)
+    # the same call continued in a follow-up contact (media/call.py): it holds no call sid
+    follow_up = await open_contact(
+        ctx, cu, "voice", extra={"to_number": "+18005550100", "call_ref": call["call_sid"]}
+    )
+    await ctx.db.contacts.update_one({"_id": follow_up["_id"]}, {"$set": {"call_ended_at": utcnow()}})
+    outbound = await inbound_call(ctx, cu, 30, direction="outbound")  # rated from its dial attempt
+    missed = await inbound_call(ctx, cu, 0, status="canceled")
+    settling = await inbound_call(ctx, cu, None)  # stream ended just now, no duration yet
+    settled = await inbound_call(ctx, cu, None, ended_ago=20)  # 81 s by the contact's own times
+    elsewhere = await inbound_call(ctx, cu, 61, to="+14155550199")  # no 1800 prefix: unrated
+    rater = Rater(ctx)
+    await rater.run_once()
+    records = await records_of(ctx, call)
+    assert set(records) == {cu, rs}  # the operator owns the group: no record of its own
+    assert records[cu]["kind"] == "inbound" and records[cu]["direction"] == "inbound"
+    assert records[cu]["number"] == "+18005550100" and records[cu]["prefix"] == "1800"
+    assert records[cu]["billed_seconds"] == 120 and records[cu]["unit_price_micros"] == 90_000
+    assert records[cu]["amount_micros"] == 180_000  # 0.05 * 1.2 * 1.5 per min, 2 min
+    assert records[rs]["amount_micros"] == 120_000 and records[cu]["contact_id"] == call["_id"]
+    for contact in (follow_up, outbound, missed, settling):
+        assert not await records_of(ctx, contact), contact
+    assert (await records_of(ctx, settled))[cu]["seconds"] == 81
+    assert (await records_of(ctx, elsewhere))[cu]["unrated"] is True
+    assert await balance(ctx, cu) == 10_000_000 - 2 * 180_000
+    assert await balance(ctx, rs) == 10_000_000 - 2 * 120_000
+    assert await accounts.get_account(ctx, op) is None
+    await rater.run_once()  # again, and fed directly: charged once
+    event = inbound_event(call)
+    assert event is not None and event["source_key"] == f"call-in:{call['_id']}"
+    await Rater(ctx).rate_events([event])
+    assert len(await records_of(ctx, call)) == 2
+    assert await balance(ctx, cu) == 10_000_000 - 2 * 180_000
+
+
+async def test_without_an_inbound_group_inbound_calls_cost_nothing(ctx: AppContext) -> None:
+    chain = await three_levels(ctx)  # voice and SMS groups only
+    cu, rs = chain["cu"]["_id"], chain["rs"]["_id"]
+    call = await inbound_call(ctx, cu, 61)
+    outbound = an_attempt(cu, 61)
+    await ctx.db.dial_attempts.insert_one(outbound)
+    await Rater(ctx).run_once()
+    assert await ctx.db.billing_records.find_one({"source_key": f"call:{outbound['_id']}"})  # rated
+    assert not await records_of(ctx, call)
+    assert await balance(ctx, cu) == 10_000_000 - 360_000  # the outbound call only
+    assert await balance(ctx, rs) == 10_000_000 - 240_000
+
+
+async def test_the_statement_shows_inbound_as_its_own_kind(ctx: AppContext) -> None:
+    chain = await with_inbound_group(ctx, await three_levels(ctx))
+    cu = chain["cu"]
+    await ctx.db.dial_attempts.insert_one(an_attempt(cu["_id"], 61))
+    await inbound_call(ctx, cu["_id"], 61)
+    await Rater(ctx).run_once()
+    doc = await statements.statement(
+        ctx, cu, datetime.now(UTC) - timedelta(days=1), datetime.now(UTC) + timedelta(seconds=1)
+    )
+    kinds = {k["kind"]: k for k in doc["charges_by_kind"]}
+    assert set(kinds) == {"inbound", "voice"}
+    assert kinds["inbound"]["amount_micros"] == 180_000 and kinds["inbound"]["billed_seconds"] == 120
+    assert kinds["voice"]["amount_micros"] == 360_000
+    assert doc["closing_balance_micros"] == await balance(ctx, cu["_id"]) and doc["reconciles"] is True
+    book = load_workbook(io.BytesIO(statements.to_xlsx(doc)))
+    summary = {row[0]: row[1] for row in book["summary"].iter_rows(values_only=True) if row and row[0]}
+    assert summary["Charges: inbound"] == pytest.approx(-0.18)
+    assert summary["Charges: voice"] == pytest.approx(-0.36)
+    prefixes = {(r[0], r[1]) for r in book["by prefix"].iter_rows(min_row=2, values_only=True)}
+    assert prefixes == {("inbound", "1800"), ("voice", "1")}

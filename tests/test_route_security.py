@@ -7,8 +7,11 @@ must be listed in PUBLIC (it may answer) or SIGNED (it checks its own signature 
 token, and an unsigned call must be refused) with the reason; anything else that answers
 fails the test. Tenant A owns real objects made over HTTP (a chat with a message, a customer,
 a campaign with imported targets, a KB article, a questionnaire, a caller id with its
-document ...); tenant B's admin, holding every built-in role, calls each route with A's ids
-in the path, the query and the JSON body. See docs/admin.md "Security hardening".
+document, a rate group, a SIP trunk and route, a Twilio account, a custom role ...). A is a
+reseller below an operator. Two other tenants, each with an admin holding every built-in role,
+call each route with A's ids in the path, the query and the JSON body: B, A's sibling below
+the same operator, and C, A's own customer (a tenant below must not read or change what its
+provider owns, except the rates it is charged). See docs/admin.md "Security hardening".
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +29,12 @@ import websockets
 from fastapi import FastAPI
 from starlette.routing import Mount
 
+from bot.ivr import DEFAULT_FLOW
 from hub.app import create_app
 from hub.embedded_db import EmbeddedDatabase
 from hub.ids import new_id
 from hub.settings import Settings
-from tests.conftest import context_for
+from tests.conftest import context_for, make_tenant
 from tests.security_support import ALL_ROLES, World, login, seeded_tenant
 from tests.support import TEST_SECRET, HubProcess, Widget, close_code
 
@@ -81,6 +85,70 @@ SIGNED: dict[str, tuple[str, tuple[int, ...]]] = {
 # Path parameters that name no stored object of a tenant: a 2xx for them is judged like a
 # route without path parameters (allowed when it shows none of A's data).
 NON_OBJECT_PARAMS: dict[str, str] = {"report": "historical", "action": "publish"}
+
+# Names of A's objects that are names rather than ids: filled into paths only. Another tenant may
+# hold an object of the same name, and a body or filter carrying one would make B create it
+# (a role, a DNC entry ...), after which B's own listings would look like A's data.
+PATH_ONLY: dict[str, str] = {
+    "name": "a role name (unique per tenant only)",
+    "number": "a phone number (B may list it as its own DNC entry or caller id)",
+    "prefix": "a rate prefix (unique per rate group only)",
+}
+
+
+def sample_bodies(world: World) -> dict[tuple[str, str], dict[str, Any]]:
+    """Valid bodies (httpx keyword arguments) for routes that change A's objects but would refuse
+    a body of ids alone by validation, before any tenant check: with these, the handler's own
+    tenant check answers. Another tenant must be refused on each (never a 2xx)."""
+    ids, csv_file = world.ids, ("rates.csv", b"prefix,price\n1,0\n", "text/csv")
+    return {
+        ("PUT", "/api/admin/telephony/trunks/{trunk_id}"): {
+            "json": {"name": "Taken", "host": "sip.example.org", "password": "changed-by-b"}
+        },
+        ("PUT", "/api/admin/telephony/routes/{route_id}"): {
+            "json": {"name": "Taken", "pattern": "", "trunk_id": ids["trunk_id"]}
+        },
+        ("POST", "/api/admin/telephony/routes"): {
+            "json": {"name": "Over A's trunk", "trunk_id": ids["trunk_id"]}
+        },
+        ("POST", "/api/admin/telephony/numbers"): {
+            "json": {"number": ids["number"], "tenant_id": ids["tenant_id"]}
+        },
+        ("PUT", "/api/admin/telephony/twilio"): {
+            "json": {"account_sid": ids["account_sid"], "auth_token": "b" * 32}
+        },
+        ("POST", "/api/admin/tenants"): {
+            "json": {
+                "slug": f"x-{new_id()[:10]}",
+                "name": "Planted below A",
+                "level": "customer",
+                "parent_id": ids["tenant_id"],
+                "admin_email": "intruder@t.test",
+            }
+        },
+        ("PATCH", "/api/billing/groups/{group_id}"): {"json": {"name": "Taken"}},
+        ("PUT", "/api/billing/groups/{group_id}/rates"): {"json": {"prefix": "1", "price": "0"}},
+        ("POST", "/api/billing/groups/{group_id}/rates/import"): {"files": {"file": csv_file}},
+        ("POST", "/api/billing/accounts/{tenant_id}/top-ups"): {"json": {"amount": "1000"}},
+        ("PUT", "/api/billing/accounts/{tenant_id}"): {"json": {"markup_pct": -50, "stop_below": "-1000"}},
+    }
+
+
+# Path parameters with no object of A's in the seeded world, and why (an in-memory call
+# invitation lives only while a softphone rings). Any other name must get a real object.
+NO_OBJECT_YET: dict[str, str] = {
+    "invite_id": "an agent's call invitation: in memory, only while a connected softphone rings"
+}
+
+# What C, A's customer, may legitimately reach of A's: (method, path) -> why.
+CHILD_MAY_READ: dict[tuple[str, str], str] = {
+    ("GET", "/api/billing/groups/{group_id}/rates"): "C is rated on A's group: it reads the entries "
+    "at its own marked-up prices",
+    ("GET", "/api/billing/groups/{group_id}/rates/export"): "the same entries as a file",
+}
+# A's ids C knows by being below A: its parent (tenant `parent_id`), the group it is rated on
+# and that group's entries.
+CHILD_KNOWS = ("tenant_id", "group_id", "voice_group_id", "prefix")
 
 REFUSED = {401, 403, 404, 405}
 WS_REFUSED = {1008, 4401, 4403}
@@ -159,6 +227,7 @@ class Outcome:
     method: str
     anonymous: str = ""
     other_tenant: str = ""
+    child: str = ""
     problems: list[str] = field(default_factory=list)
 
 
@@ -194,9 +263,10 @@ def _request_parts(
     endpoint: Endpoint, method: str, world: World
 ) -> tuple[dict[str, str], dict[str, Any], set[str]]:
     """Query parameters and body fields named like A's objects, filled with A's ids."""
-    query = {n: world.ids[n] for n in endpoint.query.get(method, ()) if n in world.ids}
+    ids = {n: v for n, v in world.ids.items() if n not in PATH_ONLY}
+    query = {n: ids[n] for n in endpoint.query.get(method, ()) if n in ids}
     kind, names = endpoint.body.get(method, ("json", ()))
-    fields = {n: world.ids[n] for n in names if n in world.ids}
+    fields = {n: ids[n] for n in names if n in ids}
     body: dict[str, Any] = {"data": fields} if kind == "form" else {"json": fields}
     if method in ("GET", "DELETE", "OPTIONS") and not fields:
         body = {}
@@ -224,23 +294,55 @@ def _has_object_param(endpoint: Endpoint) -> bool:
 
 def _table(outcomes: list[Outcome]) -> str:
     width = max(len(o.endpoint) for o in outcomes)
-    lines = [f"{'route':<{width}}  {'method':<7} {'no creds':<9} {'other tenant':<12}"]
-    lines += [f"{o.endpoint:<{width}}  {o.method:<7} {o.anonymous:<9} {o.other_tenant:<12}" for o in outcomes]
+    lines = [f"{'route':<{width}}  {'method':<7} {'no creds':<9} {'sibling B':<10} {'customer C':<10}"]
+    lines += [
+        f"{o.endpoint:<{width}}  {o.method:<7} {o.anonymous:<9} {o.other_tenant:<10} {o.child:<10}"
+        for o in outcomes
+    ]
     return "\n".join(lines)
 
 
-@pytest.fixture
-async def two_tenants(hub_nobot: HubProcess, tenant_in, mongo: EmbeddedDatabase):
-    """Tenant A with its objects, tenant B's admin (every built-in role) signed in."""
+@dataclass
+class Tenants:
+    """Tenant A (a reseller) with its objects; B, its sibling below the same operator, and C, its
+    customer; B's and C's admins (every built-in role) signed in."""
+
+    world: World
+    a_admin: httpx.AsyncClient
+    b: dict[str, Any]
+    b_http: httpx.AsyncClient
+    c: dict[str, Any]
+    c_http: httpx.AsyncClient
+
+
+@pytest.fixture(scope="module")
+async def tenants(hub_nobot: HubProcess, mongo: EmbeddedDatabase) -> AsyncIterator[Tenants]:
+    """Built once for the module (~10 s): the tests only read A's objects, and the HTTP test
+    proves that B's and C's calls leave them unchanged."""
+
+    async def tenant_in(hub: HubProcess, **kwargs: Any) -> dict[str, Any]:
+        return await make_tenant(mongo.uri, hub.env["HUB_DB_NAME"], **kwargs)
+
     a = await seeded_tenant(hub_nobot, tenant_in, mongo)
-    b = await tenant_in(hub_nobot, agents={"ann": ["billing", "general"]}, roles={"ann": ALL_ROLES})
+    everything: dict[str, Any] = {"agents": {"ann": ["billing", "general"]}, "roles": {"ann": ALL_ROLES}}
+    b = await tenant_in(hub_nobot, level="reseller", parent=a.provider["tenant"], **everything)
+    c = await tenant_in(hub_nobot, level="customer", parent=a.tenant["tenant"], **everything)
+    # A rates its customer on its own group with a markup, as a reseller does
+    rated = await a.admin.put(
+        f"/api/billing/accounts/{c['tenant']['_id']}",
+        json={"voice_group_id": a.world.ids["group_id"], "markup_pct": 50},
+    )
+    assert rated.status_code == 200, rated.text
     b_http = httpx.AsyncClient(base_url=hub_nobot.url, timeout=30, follow_redirects=False)
+    c_http = httpx.AsyncClient(base_url=hub_nobot.url, timeout=30, follow_redirects=False)
     try:
         await login(b_http, b["slug"], "ann@t.test")
-        yield a.world, a.admin, b_http, b
+        await login(c_http, c["slug"], "ann@t.test")
+        yield Tenants(a.world, a.admin, b, b_http, c, c_http)
     finally:
         await a.close()
         await b_http.aclose()
+        await c_http.aclose()
 
 
 async def _snapshot(mongo: EmbeddedDatabase, hub: HubProcess, tenant_id: str) -> dict[str, list[Any]]:
@@ -261,16 +363,83 @@ async def _snapshot(mongo: EmbeddedDatabase, hub: HubProcess, tenant_id: str) ->
         await ctx.db.close()
 
 
+def _changed(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> list[str]:
+    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
+
+
+async def _as_other_tenant(
+    http: httpx.AsyncClient,
+    endpoint: Endpoint,
+    method: str,
+    call: tuple[str, dict[str, str], dict[str, Any]],
+    secrets: set[str],
+    sampled: set[tuple[str, str]],
+    may_answer: bool = False,
+) -> tuple[httpx.Response, list[str]]:
+    """Another tenant's admin calls the route with A's ids: its answer and what is wrong with it.
+    A route called with a sample body (`sampled`) must be refused by the handler itself."""
+    url, query, body = call
+    # pages read the session cookie; a GET needs no CSRF token with it
+    cookie = {"Cookie": f"hub_session={http.headers['Authorization'][7:]}"} if method == "GET" else {}
+    response = await http.request(method, url, params=query, headers=cookie, **body)
+    status, public, signed = response.status_code, endpoint.path in PUBLIC, SIGNED.get(endpoint.path)
+    names_a = (method, endpoint.path) in sampled or (_has_object_param(endpoint) and not public)
+    problems: list[str] = []
+    if status >= 500:
+        problems.append(f"server error {status}: {response.text[:200]}")
+    elif signed is not None:
+        if signed[1] and status not in signed[1]:
+            problems.append(f"unsigned call answered {status}")
+    elif leaked := _leaks(response, secrets):
+        problems.append(f"sees A's data {leaked}: {response.text[:200]}")
+    elif not may_answer and (
+        (200 <= status < 300 and names_a)
+        or (300 <= status < 400 and not _is_login_redirect(response) and not public)
+    ):
+        problems.append(f"call on A's objects answered {status}: {response.text[:200]}")
+    elif (method, endpoint.path) in sampled and _schema_refusal(response):
+        problems.append(f"the sample body does not validate (fix sample_bodies): {response.text[:200]}")
+    return response, problems
+
+
+def _schema_refusal(response: httpx.Response) -> bool:
+    """A 422 from FastAPI's request validation (a list of errors), not from the handler."""
+    if response.status_code != 422:
+        return False
+    try:
+        return isinstance(response.json().get("detail"), list)
+    except ValueError:
+        return False
+
+
+def _ids_in(value: Any, ids: set[str]) -> set[str]:
+    """The ids of `ids` found anywhere in a (nested) request body."""
+    if isinstance(value, dict):
+        return set().union(*(_ids_in(v, ids) for v in value.values()))
+    if isinstance(value, list | tuple):
+        return set().union(*(_ids_in(v, ids) for v in value))
+    return {value} & ids if isinstance(value, str) else set()
+
+
+def _shown(response: httpx.Response) -> str:
+    # * = refused by request validation before any tenant check (no data either way)
+    return str(response.status_code) + ("*" if _schema_refusal(response) else "")
+
+
 async def test_every_http_route_refuses_strangers_and_other_tenants(
-    hub_nobot: HubProcess, mongo: EmbeddedDatabase, two_tenants: Any
+    hub_nobot: HubProcess, mongo: EmbeddedDatabase, tenants: Tenants
 ) -> None:
-    world, _, b_http, _ = two_tenants
+    world = tenants.world
     anonymous = httpx.AsyncClient(base_url=hub_nobot.url, timeout=30, follow_redirects=False)
     outcomes: list[Outcome] = []
+    calls: list[tuple[Outcome, Endpoint, tuple[str, dict[str, str], dict[str, Any]], set[str]]] = []
     unknown: set[str] = set()
     public_seen: set[str] = set()
-    before = await _snapshot(mongo, hub_nobot, world.ids["tenant_id"])
+    samples, sampled = sample_bodies(world), set[tuple[str, str]]()
+    a_tenant = world.ids["tenant_id"]
+    before = await _snapshot(mongo, hub_nobot, a_tenant)
     try:
+        # pass 1: no credentials, then B (A's sibling)
         for endpoint in APP_ENDPOINTS:
             if endpoint.kind == "mount":
                 outcomes += await _check_mount(anonymous, endpoint)
@@ -285,7 +454,12 @@ async def test_every_http_route_refuses_strangers_and_other_tenants(
                 outcome = Outcome(endpoint.path, method)
                 outcomes.append(outcome)
                 query, body, sent = _request_parts(endpoint, method, world)
+                if sample := samples.get((method, endpoint.path)):
+                    body = sample
+                    sent |= _ids_in(sample, set(world.ids.values()))
+                    sampled.add((method, endpoint.path))
                 sent |= path_ids
+                calls.append((outcome, endpoint, (url, query, body), sent))
                 # 1. no credentials at all
                 response = await _call(anonymous, method, url, query, body)
                 outcome.anonymous = str(response.status_code)
@@ -304,45 +478,55 @@ async def test_every_http_route_refuses_strangers_and_other_tenants(
                         f"answered {response.status_code} without credentials (not in PUBLIC / SIGNED)"
                     )
                 # 2. tenant B's admin with A's ids
-                # pages read the session cookie; a GET needs no CSRF token with it
-                cookie = (
-                    {"Cookie": f"hub_session={b_http.headers['Authorization'][7:]}"}
-                    if method == "GET"
-                    else {}
+                response, problems = await _as_other_tenant(
+                    tenants.b_http, endpoint, method, (url, query, body), world.secrets(sent), sampled
                 )
-                response = await b_http.request(method, url, params=query, headers=cookie, **body)
-                outcome.other_tenant = str(response.status_code)
-                status = response.status_code
-                if status >= 500:
-                    outcome.problems.append(f"other tenant: server error {status}: {response.text[:200]}")
-                elif signed is not None:
-                    if signed[1] and status not in signed[1]:
-                        outcome.problems.append(f"other tenant's unsigned call answered {status}")
-                elif leaked := _leaks(response, world.secrets(sent)):
-                    outcome.problems.append(f"other tenant sees A's data {leaked}: {response.text[:200]}")
-                elif (200 <= status < 300 and _has_object_param(endpoint) and not public) or (
-                    300 <= status < 400 and not _is_login_redirect(response) and not public
-                ):
-                    outcome.problems.append(
-                        f"other tenant's call on A's objects answered {status}: {response.text[:200]}"
-                    )
-                if status == 422:
-                    outcome.other_tenant += "*"  # refused by validation before the tenant check
+                outcome.other_tenant = _shown(response)
+                outcome.problems += [f"sibling B: {p}" for p in problems]
+        after_b = await _snapshot(mongo, hub_nobot, a_tenant)
+        # pass 2: C, A's own customer, with the same calls
+        known = {world.ids[name] for name in CHILD_KNOWS}
+        child_read: set[tuple[str, str]] = set()
+        for outcome, endpoint, call, sent in calls:
+            key = (outcome.method, outcome.endpoint)
+            response, problems = await _as_other_tenant(
+                tenants.c_http,
+                endpoint,
+                outcome.method,
+                call,
+                world.secrets(sent) - known,
+                sampled,
+                key in CHILD_MAY_READ,
+            )
+            outcome.child = _shown(response)
+            outcome.problems += [f"customer C: {p}" for p in problems]
+            if key in CHILD_MAY_READ and response.status_code == 200:
+                child_read.add(key)
     finally:
         await anonymous.aclose()
-    after = await _snapshot(mongo, hub_nobot, world.ids["tenant_id"])
+    after_c = await _snapshot(mongo, hub_nobot, a_tenant)
     print("\n" + _table(outcomes))
-    print("* = 422: the body was refused before any tenant check (no data either way)")
+    print("* = 422 from request validation: refused before any tenant check (no data either way)")
     if unknown:
         print(f"path parameters filled with a random id (no object of A's by that name): {sorted(unknown)}")
     offenders = [f"{o.method} {o.endpoint}: {p}" for o in outcomes for p in o.problems]
     stale = sorted((set(PUBLIC) | set(SIGNED)) - public_seen - {e.path for e in APP_ENDPOINTS})
     assert not stale, f"PUBLIC / SIGNED name routes the app no longer has: {stale}"
-    changed = sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
-    assert not changed, f"tenant B's calls changed tenant A's stored documents in {changed}"
+    assert sampled == set(samples), (
+        f"sample bodies for routes the app no longer has: {set(samples) - sampled}"
+    )
+    assert child_read == set(CHILD_MAY_READ), (
+        f"C could not read what it is rated on: {set(CHILD_MAY_READ) - child_read}"
+    )
+    assert not (changed := _changed(before, after_b)), f"B's calls changed A's stored documents in {changed}"
+    assert not (changed := _changed(after_b, after_c)), f"C's calls changed A's stored documents in {changed}"
     assert not offenders, "routes that are not refused:\n" + "\n".join(offenders)
     http_routes = sum(1 for e in APP_ENDPOINTS if e.kind == "http")
     assert http_routes >= 200 and len(outcomes) >= http_routes
+    missing = sorted(unknown - set(NO_OBJECT_YET))
+    assert not missing, (
+        f"path parameters without an object of A's (seed one in tests/security_support.py): {missing}"
+    )
 
 
 async def _check_mount(anonymous: httpx.AsyncClient, endpoint: Endpoint) -> list[Outcome]:
@@ -408,10 +592,13 @@ async def _ws_probe(
 
 
 async def test_every_websocket_refuses_strangers_and_other_tenants(
-    hub_nobot: HubProcess, two_tenants: Any
+    hub_nobot: HubProcess, tenants: Tenants
 ) -> None:
-    world, _, b_http, _ = two_tenants
-    b_token = b_http.headers["Authorization"][7:]
+    world = tenants.world
+    others = {
+        "sibling B": (tenants.b_http.headers["Authorization"][7:], set()),
+        "customer C": (tenants.c_http.headers["Authorization"][7:], {world.ids[n] for n in CHILD_KNOWS}),
+    }
     sockets = [e for e in APP_ENDPOINTS if e.kind == "ws"]
     rows: list[str] = []
     problems: list[str] = []
@@ -421,19 +608,26 @@ async def test_every_websocket_refuses_strangers_and_other_tenants(
             rows.append(f"{endpoint.path}: public widget socket, checked by the resume test below")
             continue
         probe = _twilio_start if endpoint.path == "/twilio/media" else (lambda _t: [])
-        # no credentials
-        how, code, text = await _ws_probe(url, probe(""))
+        sep = "&" if "?" in url else "?"
+        # no credentials, and B's and C's tokens (at once: each probe listens for 2 s)
+        (how, code, text), *theirs = await asyncio.gather(
+            _ws_probe(url, probe("")),
+            *(_ws_probe(f"{url}{sep}token={token}", probe(token)) for token, _ in others.values()),
+        )
         refused = (how == "http" and code in (401, 403)) or (how == "closed" and code in WS_REFUSED)
         if not refused:
             problems.append(f"{endpoint.path} without credentials: {how} {code}")
-        # tenant B's token: refused, or B's own stream with nothing of A's
-        sep = "&" if "?" in url else "?"
-        how_b, code_b, text_b = await _ws_probe(f"{url}{sep}token={b_token}", probe(b_token))
-        if leaked := _leaks_text(text + text_b, world.secrets(set())):
-            problems.append(f"{endpoint.path} shows A's data to B: {leaked}")
-        if how_b == "closed" and code_b == 1011:
-            problems.append(f"{endpoint.path} with B's token: server error 1011")
-        rows.append(f"{endpoint.path}: no creds {how} {code}; other tenant {how_b} {code_b}")
+        if leaked := _leaks_text(text, world.secrets(set())):
+            problems.append(f"{endpoint.path} shows A's data without credentials: {leaked}")
+        row = f"{endpoint.path}: no creds {how} {code}"
+        # another tenant's token: refused, or its own stream with nothing of A's
+        for (who, (_, known)), (how_o, code_o, text_o) in zip(others.items(), theirs, strict=True):
+            if leaked := _leaks_text(text_o, world.secrets(set()) - known):
+                problems.append(f"{endpoint.path} shows A's data to {who}: {leaked}")
+            if how_o == "closed" and code_o == 1011:
+                problems.append(f"{endpoint.path} with {who}'s token: server error 1011")
+            row += f"; {who} {how_o} {code_o}"
+        rows.append(row)
     print("\n" + "\n".join(rows))
     assert len(sockets) >= 4
     assert not problems, "\n".join(problems)
@@ -444,11 +638,11 @@ def _leaks_text(text: str, secrets: set[str]) -> list[str]:
 
 
 async def test_widget_socket_cannot_resume_another_visitors_chat(
-    hub_nobot: HubProcess, two_tenants: Any
+    hub_nobot: HubProcess, tenants: Tenants
 ) -> None:
     """/ws/chat is public: a stranger naming A's contact, with no token or its own visitor
     token, gets a fresh chat and none of A's messages."""
-    world, _, _, b = two_tenants
+    world, b = tenants.world, tenants.b
     stranger = Widget(hub_nobot.ws_url, b["slug"])
     await stranger.connect()
     own_token = stranger.token
@@ -466,3 +660,37 @@ async def test_widget_socket_cannot_resume_another_visitors_chat(
             assert close_code(exc) in (4400, 4401, 4403, 4404)
         finally:
             await widget.close()
+
+
+async def test_a_sibling_cannot_hand_down_what_a_holds_nor_a_customer_see_its_costs(tenants: Tenants) -> None:
+    """What the route-by-route calls cannot show: B, with a customer of its own, tries to give it
+    A's rate group and A's number, and to answer A's number with its own flow; C, rated on A's
+    group, reads its own marked-up prices and never A's (A sells at 0.05, C pays 0.075)."""
+    world, b_http, c_http = tenants.world, tenants.b_http, tenants.c_http
+    slug = f"t-{new_id()[:10]}"
+    made = await b_http.post(
+        "/api/admin/tenants",
+        json={"slug": slug, "name": "B's customer", "level": "customer", "admin_email": f"admin@{slug}.test"},
+    )
+    assert made.status_code == 201, made.text
+    b_child = made.json()["tenant"]["id"]
+    group = await b_http.put(
+        f"/api/billing/accounts/{b_child}", json={"voice_group_id": world.ids["group_id"]}
+    )
+    assert group.status_code == 404, group.text
+    number = await b_http.post(
+        "/api/admin/telephony/numbers", json={"number": world.ids["number"], "tenant_id": b_child}
+    )
+    assert number.status_code == 409, number.text
+    flow = await b_http.post("/api/ivr/flows", json=DEFAULT_FLOW("x", world.ids["number"]))
+    assert flow.status_code == 409 and "another tenant" in flow.json()["detail"], flow.text
+
+    group_id, prefix = world.ids["group_id"], world.ids["prefix"]
+    listed = await c_http.get(f"/api/billing/groups/{group_id}/rates")
+    assert listed.status_code == 200, listed.text
+    [entry] = listed.json()["rates"]
+    assert (entry["prefix"], entry["price"], entry["price_micros"]) == (prefix, "0.075", 75_000)
+    exported = await c_http.get(f"/api/billing/groups/{group_id}/rates/export", params={"format": "csv"})
+    assert exported.status_code == 200 and "0.075" in exported.text, exported.text
+    for answer in (listed, exported):
+        assert "0.05," not in answer.text and "50000" not in answer.text and '"0.05"' not in answer.text

@@ -18,6 +18,7 @@ from pipecat.runner.utils import parse_telephony_websocket
 from pipecat.serializers.twilio import TwilioFrameSerializer
 from pipecat.transports.websocket.fastapi import FastAPIWebsocketParams, FastAPIWebsocketTransport
 
+from channels.twilio.voice import mark_call_ended
 from hub.auth import AuthError, decode_token
 from hub.contacts import get_contact
 from hub.context import get_ws_ctx
@@ -84,7 +85,10 @@ async def media_stream(ws: WebSocket) -> None:
         return
 
     log.info("call %s: stream %s started", contact["_id"], call["stream_id"])
-    await run_call(ctx, transport, contact, flow, sample_rate=PHONE_RATE)
+    try:
+        await run_call(ctx, transport, contact, flow, sample_rate=PHONE_RATE)
+    finally:  # the call is over even when the pipeline failed: its time is billable
+        await mark_call_ended(ctx, contact["_id"])
     log.info("call %s: stream ended", contact["_id"])
 
 

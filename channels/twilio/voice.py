@@ -21,6 +21,7 @@ from hub.auth import issue_token
 from hub.contacts import open_contact, update_contact
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
+from hub.ids import utcnow
 from hub.secretbox import SecretUnreadable
 from knowledge.customers import InvalidContactDetail, find_or_create_customer, normalise_phone
 
@@ -155,10 +156,21 @@ async def call_status(request: Request, ctx: AppContext = Depends(get_ctx)) -> d
     changes: Doc = {"call_status": status}
     if form.get("CallDuration", "").isdigit():
         changes["call_duration_s"] = int(form["CallDuration"])
+    final = status in ("completed", "busy", "failed", "no-answer", "canceled")
+    if final and not contact.get("call_ended_at"):
+        changes["call_ended_at"] = utcnow()  # with Twilio's duration: billing/rater.py rates it
     await update_contact(ctx, contact["_id"], changes)
-    if status in ("completed", "busy", "failed", "no-answer", "canceled"):
+    if final:
         await close_call(ctx, contact["_id"], f"caller_{status}")
     return {"status": "ok"}
+
+
+async def mark_call_ended(ctx: AppContext, contact_id: str) -> None:
+    """Stamp the end of the call on the contact that holds its call sid, unless Twilio's
+    status callback did first: inbound calls are billed from it (billing/rater.py)."""
+    await ctx.db.contacts.update_one(
+        {"_id": contact_id, "call_ended_at": None}, {"$set": {"call_ended_at": utcnow()}}
+    )
 
 
 async def close_call(ctx: AppContext, contact_id: str, reason: str) -> None:

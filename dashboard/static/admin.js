@@ -437,6 +437,10 @@
     var first = Object.keys(TABS).filter(function (name) { return !$("tab-" + name).hidden; });
     if (me.must_change_password) wanted = "password";
     show(first.indexOf(wanted) >= 0 ? wanted : first[0]);
+    window.addEventListener("hashchange", function () {
+      var tab = window.location.hash.replace("#", "");
+      if (TABS.hasOwnProperty(tab) && !$("tab-" + tab).hidden && $("panel-" + tab).hidden) show(tab);
+    });
   }
 
   boot();

@@ -50,6 +50,7 @@ async def test_admin_brands_the_tenant_and_adds_a_role_and_a_user(
 
     # ---- branding: a name and a logo, shown in the top bar at once and after a reload
     await ada.locator("#tab-branding").click()
+    await expect(ada.locator("#br-effective")).to_have_text("Contact hub")  # loaded: nothing set yet
     await ada.locator("#br-name").fill("Acme Voice")
     await ada.locator("#br-save").click()
     await expect(ada.locator(".topbar .brand .brand-name")).to_have_text("Acme Voice")
@@ -81,6 +82,7 @@ async def test_admin_brands_the_tenant_and_adds_a_role_and_a_user(
 
     # ---- a user holding it; the page shows the generated password once
     await ada.locator("#tab-users").click()
+    await expect(ada.locator("#users tr", has_text="ada@t.test")).to_have_count(1)
     await ada.locator("#us-email").fill("quinn@t.test")
     await ada.locator("#us-name").fill("Quinn")
     await expect(ada.locator('#us-roles input[data-role="agent"]')).to_be_checked()
