@@ -20,6 +20,7 @@ from hub.context import AppContext, get_ctx
 from hub.db import Doc, update_then_read
 from hub.ids import utcnow
 from hub.validation import validation_problems
+from routing.approvals import prompt_tenant
 from routing.campaigns import (
     DISPOSITION_CLASSES,
     Campaign,
@@ -44,6 +45,42 @@ def _invalid(exc: ValidationError) -> HTTPException:
     return HTTPException(422, validation_problems(exc))
 
 
+async def _check_references(ctx: AppContext, tenant_id: str, body: dict[str, Any]) -> None:
+    """The flow, questionnaire, queue, prompts and agents a campaign names must be the tenant's own.
+    Run-time lookups are scoped to the tenant, so another tenant's (or a made-up) id would only
+    make the campaign run without it, silently; refuse it when the campaign is saved (422)."""
+
+    def named(value: Any) -> str | None:
+        return value if isinstance(value, str) and value else None
+
+    owned = (
+        ("flow_id", ctx.db.ivr_flows, "IVR flow"),
+        ("questionnaire_id", ctx.db.questionnaires, "questionnaire"),
+    )
+    for key, collection, what in owned:
+        if (value := named(body.get(key))) and not await collection.find_one(
+            {"_id": value, "tenant_id": tenant_id}, {"_id": 1}
+        ):
+            raise HTTPException(422, f"{key}: no such {what} in this tenant")
+    queue_id = named(body.get("queue_id"))
+    if queue_id and not queue_id.startswith("skill:"):  # a skill's implicit queue, as the router names it
+        if not await ctx.db.queues.find_one({"_id": queue_id, "tenant_id": tenant_id}, {"_id": 1}):
+            raise HTTPException(422, "queue_id: no such queue in this tenant")
+    amd = body.get("amd")
+    amd = amd if isinstance(amd, dict) else {}
+    for key, value in (
+        ("prompt_id", body.get("prompt_id")),
+        ("amd.message_prompt_id", amd.get("message_prompt_id")),
+    ):
+        if (prompt_id := named(value)) and await prompt_tenant(ctx, prompt_id) != tenant_id:
+            raise HTTPException(422, f"{key}: no such audio prompt in this tenant")
+    agent_ids = body.get("agent_ids")
+    if isinstance(agent_ids, list) and (wanted := {a for a in agent_ids if isinstance(a, str)}):
+        found = await ctx.db.users.count_documents({"_id": {"$in": sorted(wanted)}, "tenant_id": tenant_id})
+        if found != len(wanted):
+            raise HTTPException(422, "agent_ids: not every agent is a user of this tenant")
+
+
 async def _campaign(ctx: AppContext, principal: Principal, campaign_id: str) -> Doc:
     found = await get_campaign(ctx, principal.tenant_id, campaign_id)
     if found is None:
@@ -65,6 +102,7 @@ async def list_campaigns(
 async def new_campaign(
     body: dict[str, Any] = Body(...), principal: Principal = MANAGER, ctx: AppContext = Depends(get_ctx)
 ) -> dict[str, Any]:
+    await _check_references(ctx, principal.tenant_id, body)
     try:
         doc = await create_campaign(ctx, principal.tenant_id, body, principal.user_id)
     except ValidationError as exc:
@@ -130,6 +168,7 @@ async def edit_campaign(
     ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     await _campaign(ctx, principal, campaign_id)
+    await _check_references(ctx, principal.tenant_id, body)
     try:
         doc = await update_campaign(ctx, principal.tenant_id, campaign_id, body)
     except ValidationError as exc:
