@@ -18,7 +18,13 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import UploadFile
 
 from hub import audit, branding, roles, tenant_admin
-from hub.auth import SESSION_COOKIE, Principal, current_user, require_permission, session_token
+from hub.auth import (
+    SESSION_COOKIE,
+    Principal,
+    require_permission,
+    session_token,
+    signed_in_user,
+)
 from hub.context import AppContext, get_ctx
 from hub.db import Doc
 from hub.permissions import CHILD_LEVELS, LEVELS, PERMISSIONS, unknown_permissions
@@ -613,7 +619,7 @@ async def change_password(
     body: OwnPassword,
     request: Request,
     response: Response,
-    principal: Principal = Depends(current_user),
+    principal: Principal = Depends(signed_in_user),  # the way out of a pending password change
     ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     """Current password plus the new one twice. Every other session ends; this one continues

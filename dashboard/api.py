@@ -9,7 +9,15 @@ from pydantic import BaseModel, Field
 
 from dashboard.screen_pop import call_context, recent_utterances, suggestions
 from hub.audit import record_sign_in
-from hub.auth import SESSION_COOKIE, Principal, authenticate, current_user, require_roles, session_token
+from hub.auth import (
+    SESSION_COOKIE,
+    Principal,
+    authenticate,
+    current_user,
+    require_roles,
+    session_token,
+    signed_in_user,
+)
 from hub.branding import effective_branding, public_branding
 from hub.contacts import append_message, get_contact, messages_after, public_contact, public_message
 from hub.context import AppContext, get_ctx
@@ -123,7 +131,8 @@ async def logout(response: Response) -> dict[str, str]:
 
 @router.get("/me")
 async def me(
-    principal: Principal = Depends(current_user), ctx: AppContext = Depends(get_ctx)
+    principal: Principal = Depends(signed_in_user),  # answers during a pending password change
+    ctx: AppContext = Depends(get_ctx),
 ) -> dict[str, Any]:
     user = await ctx.db.users.find_one({"_id": principal.user_id}, {"skills": 1, "must_change_password": 1})
     tenant = await ctx.db.tenants.find_one({"_id": principal.tenant_id}) or {"_id": principal.tenant_id}

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
+from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
 from hub.auth import SESSION_COOKIE, AuthError, Principal, principal_from_token
@@ -35,15 +36,31 @@ async def logout() -> RedirectResponse:
     return response
 
 
-async def _session(request: Request, ctx: AppContext) -> Principal | None:
-    """The signed-in user of the `hub_session` cookie, or None."""
+async def _session(request: Request, ctx: AppContext, pending_password: bool = False) -> Principal | None:
+    """The signed-in user of the `hub_session` cookie, or None. A user who must replace an
+    admin-set password is sent to the password form (a 303 raised, so every page that asks
+    for the session is covered), which returns to this page after the change; only the form
+    itself passes `pending_password=True`."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        return await principal_from_token(ctx, token)
+        principal = await principal_from_token(ctx, token)
     except AuthError:
         return None
+    if principal.must_change_password and not pending_password:
+        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, headers={"Location": f"/password?next={quote(here, safe='')}"})
+    return principal
+
+
+@router.get("/password")
+async def password_page(request: Request, ctx: AppContext = Depends(get_ctx)) -> Response:
+    """The own-password form every page sends a user to while `must_change_password` is set;
+    `?next=` is where they return after the change (password.js allows same-site paths only)."""
+    if await _session(request, ctx, pending_password=True) is None:
+        return RedirectResponse("/login", status_code=303)
+    return FileResponse(STATIC / "password.html", media_type="text/html")
 
 
 FORBIDDEN_PAGE = """<!DOCTYPE html>

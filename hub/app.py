@@ -71,6 +71,7 @@ from dashboard import wallboard as dashboard_wallboard
 from dashboard import workforce_api as dashboard_workforce
 from hub import logmask, outbox
 from hub.audit_middleware import AuditMiddleware
+from hub.auth import PasswordChangeRequired, password_change_refusal
 from hub.context import AppContext
 from hub.csrf import CsrfMiddleware
 from hub.db import Database
@@ -190,6 +191,9 @@ def create_app(settings: Settings | None = None, starters: list[Starter] | None 
     app.add_middleware(CsrfMiddleware, settings=settings)
     app.add_middleware(WebhookRateLimit, settings=settings)
     app.add_middleware(SecurityHeaders, settings=settings)
+
+    # 403 with code password_change_required: the pages send the user to the password form
+    app.add_exception_handler(PasswordChangeRequired, password_change_refusal)
 
     @app.exception_handler(PyMongoError)
     async def storage_unavailable(request: Request, exc: PyMongoError) -> JSONResponse:

@@ -1,7 +1,9 @@
 """Passwords (argon2), tokens (JWT) and the FastAPI dependencies that check callers.
 
 Every dashboard request resolves to a Principal: who is calling and which tenant
-they belong to. Handlers filter every query by `principal.tenant_id`.
+they belong to. Handlers filter every query by `principal.tenant_id`. A user whose password
+an admin set (`must_change_password`) is refused everything but their own password change
+until they made it (`current_user`, `websocket_principal`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import Depends, HTTPException, Request, WebSocket, status
+from fastapi.responses import JSONResponse
 
 from hub.context import AppContext, get_ctx
 from hub.permissions import BUILTIN_ROLES, effective_permissions
@@ -24,10 +27,31 @@ _hasher = PasswordHasher()
 # A fixed hash to verify against when the user does not exist, so a login for an
 # unknown email costs as much as one for a known email (no user enumeration by timing).
 _DUMMY_HASH = _hasher.hash("not-a-real-password")
+PASSWORD_CHANGE_REQUIRED = "password_change_required"
+PASSWORD_CHANGE_MESSAGE = "change your password first"
 
 
 class AuthError(Exception):
     """A token was rejected; the message is safe to show to the caller."""
+
+
+class PasswordChangeRequired(HTTPException):
+    """403 for a user who still holds a password an admin set: whoever saw that password
+    (the admin, the channel it travelled by) must not be able to work as the user.
+
+    An HTTPException, so without `password_change_refusal` registered it is still a 403."""
+
+    def __init__(self) -> None:
+        super().__init__(status.HTTP_403_FORBIDDEN, PASSWORD_CHANGE_MESSAGE)
+
+
+async def password_change_refusal(request: Request, exc: Exception) -> JSONResponse:
+    """The app's handler for PasswordChangeRequired: a machine-readable `code` lets the pages
+    tell this 403 from a role refusal and send the user to the password form."""
+    return JSONResponse(
+        {"detail": PASSWORD_CHANGE_MESSAGE, "code": PASSWORD_CHANGE_REQUIRED},
+        status_code=status.HTTP_403_FORBIDDEN,
+    )
 
 
 def hash_password(password: str) -> str:
@@ -76,6 +100,8 @@ class Principal:
     # the tenant's ancestors, top first: a tenant manages those whose path holds its id
     tenant_path: tuple[str, ...] = ()
     token_version: int = 0
+    # an admin set the password: only GET /api/me and POST /api/me/password until it changes
+    must_change_password: bool = False
 
     def has_any(self, *roles: str) -> bool:
         return bool(set(roles) & set(self.roles))
@@ -137,6 +163,7 @@ async def _principal(ctx: AppContext, user: dict[str, Any], tenant: dict[str, An
         tenant_level=tenant.get("level") or "customer",
         tenant_path=tuple(tenant.get("path") or ()),
         token_version=int(user.get("token_version", 0)),
+        must_change_password=bool(user.get("must_change_password")),
     )
 
 
@@ -167,7 +194,9 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+async def signed_in_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> Principal:
+    """Any signed-in caller, a pending password change included: only for the routes such a
+    user needs (`GET /api/me`, `POST /api/me/password`); everything else uses `current_user`."""
     token = _bearer(request.headers.get("authorization")) or request.cookies.get(SESSION_COOKIE)
     if not token:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "not signed in")
@@ -175,6 +204,14 @@ async def current_user(request: Request, ctx: AppContext = Depends(get_ctx)) -> 
         return await principal_from_token(ctx, token)
     except AuthError as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from exc
+
+
+async def current_user(principal: Principal = Depends(signed_in_user)) -> Principal:
+    """The signed-in caller, refused (403 `password_change_required`) while an admin-set
+    password is unchanged. The flag rides on the user document already read: no extra query."""
+    if principal.must_change_password:
+        raise PasswordChangeRequired()
+    return principal
 
 
 def require_roles(*roles: str) -> Any:
@@ -206,4 +243,7 @@ async def websocket_principal(ws: WebSocket, ctx: AppContext) -> Principal:
     )
     if not token:
         raise AuthError("not signed in")
-    return await principal_from_token(ctx, token)
+    principal = await principal_from_token(ctx, token)
+    if principal.must_change_password:
+        raise AuthError(PASSWORD_CHANGE_MESSAGE)
+    return principal

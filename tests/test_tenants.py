@@ -98,6 +98,14 @@ async def test_three_levels_and_the_tree_rule(hub_nobot: HubProcess, tenant_in) 
         me = (await c1a.http.get("/api/me")).json()
         assert me["tenant_level"] == "customer" and me["must_change_password"] is True
         assert "tenants.manage" in me["permissions"]
+        # the generated password must be replaced before anything else (tests/test_password_gate.py)
+        assert (await c1a.http.get("/api/admin/tenants")).json()["code"] == "password_change_required"
+        changed = await c1a.http.post(
+            "/api/me/password",
+            json={"current_password": generated, "new_password": PASSWORD, "new_password_repeat": PASSWORD},
+        )
+        assert changed.status_code == 200, changed.text
+        c1a.http.headers["Authorization"] = f"Bearer {changed.json()['token']}"
 
         # a customer creates nobody; a reseller creates no operator
         refused = await c1a.http.post(

@@ -65,11 +65,22 @@
     if (resp.status === 204) return null;
     var data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
+    if (resp.status === 403 && data && data.code === "password_change_required" &&
+        window.location.pathname !== "/password") {
+      // an admin-set password: nothing works until it is changed (hub/auth.py current_user)
+      window.location.assign(passwordPage());
+    }
     if (!resp.ok) {
       var msg = (data && detailText(data.detail)) || "Request failed (" + resp.status + ")";
       throw new ApiError(resp.status, msg);
     }
     return data;
+  }
+
+  // The own-password form, returning here after the change.
+  function passwordPage() {
+    return "/password?next=" + encodeURIComponent(window.location.pathname + window.location.search +
+      window.location.hash);
   }
 
   // POST /api/auth/logout (with the CSRF header), then go to the /logout page either way.
@@ -83,7 +94,7 @@
 
   window.HubDesk = {
     el: el, clear: clear, api: api, ApiError: ApiError, detailText: detailText,
-    csrfHeaders: csrfHeaders, logout: logout,
+    csrfHeaders: csrfHeaders, logout: logout, passwordPage: passwordPage,
   };
 })();
 
@@ -116,7 +127,7 @@
     var link = document.createElement("a");
     link.id = "must-change-password";
     link.className = "topbar-link topbar-warning";
-    link.href = "/admin#password";
+    link.href = window.HubDesk && window.HubDesk.passwordPage ? window.HubDesk.passwordPage() : "/password";
     link.textContent = "Please change your password";
     bar.insertBefore(link, bar.querySelector(".user-name") || null);
   }

@@ -1,7 +1,8 @@
 """The administration page in a real browser: an admin brands the tenant (the top bar and the
 sign-in page show it), creates a custom role and a user holding it through the page; the new
-user signs in with the password the page showed once, is reminded to change it, reaches
-what the custom role grants, and changes the password on the page."""
+user signs in with the password the page showed once, must change it first (the password form,
+then back where they were going), reaches what the custom role grants, and changes the password
+again on the admin page."""
 
 from __future__ import annotations
 
@@ -103,28 +104,33 @@ async def test_admin_brands_the_tenant_and_adds_a_role_and_a_user(
     await quinn.locator("#login-email").fill("quinn@t.test")
     await quinn.locator("#login-password").fill(password)
     await quinn.locator("#login-submit").click()
-    await expect(quinn).to_have_url(f"{hub.url}/agent")
-    await expect(quinn.locator("#must-change-password")).to_be_visible()
-    await expect(quinn.locator(".topbar .brand .brand-name")).to_have_text("Acme Voice")
-    # the custom role grants agents.manage: the routing page opens
+    # the shown password was set by the admin: the password form comes first (the page guard)
+    await expect(quinn).to_have_url(f"{hub.url}/password?next=%2Fagent")
     await quinn.goto(f"{hub.url}/routing")
-    await expect(quinn.locator("#queues-empty")).to_be_visible()
-    # ---- the new user changes the password on the admin page (only that tab)
-    await quinn.locator("#must-change-password").click()
-    await expect(quinn).to_have_url(f"{hub.url}/admin#password")
-    await expect(quinn.locator("#tab-users")).to_be_hidden()
-    await expect(quinn.locator("#pw-must")).to_be_visible()
+    await expect(quinn).to_have_url(f"{hub.url}/password?next=%2Frouting")
+    await expect(quinn.locator("#pw-logo")).to_be_visible()  # the tenant's branding
     await quinn.locator("#pw-current").fill(password)
     await quinn.locator("#pw-new").fill("quinn-new-pass")
     await quinn.locator("#pw-repeat").fill("quinn-new-pass")
-    await quinn.locator("#pw-save").click()
-    await expect(quinn.locator("#ad-notice")).to_contain_text("Password changed")
+    await quinn.locator("#pw-submit").click()
+    # back where the user was going: the custom role grants agents.manage, the routing page opens
+    await expect(quinn).to_have_url(f"{hub.url}/routing")
+    await expect(quinn.locator("#queues-empty")).to_be_visible()
     await quinn.goto(f"{hub.url}/agent")
     await expect(quinn.locator(".topbar .brand .brand-name")).to_have_text("Acme Voice")
     await expect(quinn.locator("#must-change-password")).to_have_count(0)
+    # ---- a later change of one's own choice on the admin page (only that tab)
+    await quinn.goto(f"{hub.url}/admin#password")
+    await expect(quinn.locator("#tab-users")).to_be_hidden()
+    await expect(quinn.locator("#pw-must")).to_be_hidden()
+    await quinn.locator("#pw-current").fill("quinn-new-pass")
+    await quinn.locator("#pw-new").fill("quinn-newer-pass")
+    await quinn.locator("#pw-repeat").fill("quinn-newer-pass")
+    await quinn.locator("#pw-save").click()
+    await expect(quinn.locator("#ad-notice")).to_contain_text("Password changed")
     async with httpx.AsyncClient(base_url=hub.url, timeout=20) as http:
         ok = await http.post(
-            "/api/auth/login", json={"tenant": slug, "email": "quinn@t.test", "password": "quinn-new-pass"}
+            "/api/auth/login", json={"tenant": slug, "email": "quinn@t.test", "password": "quinn-newer-pass"}
         )
         assert ok.status_code == 200
 
