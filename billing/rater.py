@@ -53,6 +53,15 @@ OVERLAP = timedelta(seconds=30)
 SETTLE = timedelta(seconds=10)  # how long an inbound call waits for Twilio's own duration
 UNANSWERED = ("busy", "failed", "no-answer", "canceled")
 PER_MINUTE_KINDS = ("voice", "inbound")
+# the fields each source's event is made of (the rest of a contact, e.g. its IVR state, stays)
+SOURCE_FIELDS: dict[str, list[str]] = {
+    "dial_attempts": ["tenant_id", "ended_at", "number", "duration", "answered_at", "campaign_id"],
+    "outbox": ["channel", "sent_at", "tenant_id", "meta", "to"],
+    "contacts": [
+        "channel", "direction", "call_ended_at", "tenant_id", "call_sid", "to_number", "call_status",
+        "call_duration_s", "answered_at", "opened_at",
+    ],
+}  # fmt: skip
 WATERMARK_ID = "rater"
 BATCH = 1000
 RECOVER_EVERY = 15  # passes between recover() runs
@@ -252,7 +261,8 @@ class Rater:
     async def _source(self, collection: str, query: Doc, to_event: Any, book: PriceBook) -> int:
         charged = 0
         events: list[Doc] = []
-        async for doc in self.ctx.db.db[collection].find(query).batch_size(BATCH):
+        cursor = self.ctx.db.db[collection].find(query, SOURCE_FIELDS[collection]).batch_size(BATCH)
+        async for doc in cursor:
             event = to_event(doc)
             if event is None:
                 continue
