@@ -19,6 +19,7 @@ from typing import Any
 _PHONE = re.compile(r"(?<![\w+%])(\+|%2[Bb])?(\d{7,})(?!\w)")
 _EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9._%+-]+)@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)")
 KEEP_DIGITS = 3
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
 
 
 def _mask_phone(match: re.Match[str]) -> str:
@@ -27,6 +28,8 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def _mask_email(match: re.Match[str]) -> str:
+    if _IPV4.fullmatch(match.group(2)):  # a login at a server address (IMAP, SIP), not a person's mail
+        return match.group(0)
     return f"{match.group(1)[0]}***@{match.group(2)}"
 
 
@@ -49,9 +52,9 @@ def mask_value(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: mask_value(v) for k, v in value.items()}
     if isinstance(value, (int, float, bool)) or value is None:
-        text = str(value)
-        masked = mask_text(text)
-        return value if masked == text else masked
+        # numbers keep their type: a "%.0f" or "%d" placeholder needs one (a phone number
+        # is text by the time it reaches a log call)
+        return value
     try:
         text = str(value)
     except Exception:  # an object that cannot render itself is left to the formatter

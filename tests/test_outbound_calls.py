@@ -331,7 +331,8 @@ async def test_hanging_up_a_ringing_call_cancels_it(
     sid = await call(dialer, attempt)
     await twilio_double.ring(sid)
     await hang_up(dialer, sid)
-    stored = await attempt_when(dialer, attempt, lambda a: a.get("ended_at") is not None)
+    # the status callback writes ended_at, then the outcome: wait for both
+    stored = await attempt_when(dialer, attempt, lambda a: a.get("ended_at") is not None and a.get("outcome"))
     assert stored["call_status"] == "canceled" and stored["outcome"] == "no_answer"
 
 
