@@ -44,10 +44,6 @@ def _http(exc: AdminError) -> HTTPException:
     return HTTPException(exc.status, str(exc))
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 # ------------------------------------------------------------------ request bodies
 
 
@@ -180,7 +176,7 @@ async def create_tenant(
             "admin": admin["email"],
         },
         tenant_id=tenant["_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"tenant": public_tenant(tenant), "admin": public_user(admin), "password": generated}
 
@@ -236,7 +232,7 @@ async def patch_tenant(
             {"kind": "tenant", "id": tenant_id, "slug": tenant["slug"]},
             changes,
             tenant_id=tenant_id,
-            ip=_ip(request),
+            ip=audit.client_ip(request),
         )
     return public_tenant(tenant)
 
@@ -273,7 +269,7 @@ async def reset_tenant_admin_password(
         {"kind": "user", "id": user["_id"], "email": user["email"], "tenant_slug": tenant["slug"]},
         {"generated": generated is not None},
         tenant_id=tenant_id,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"user": public_user({**user, "must_change_password": True}), "password": generated}
 
@@ -311,7 +307,7 @@ async def create_user(
         "user.create",
         {"kind": "user", "id": user["_id"], "email": user["email"]},
         {"roles": user["roles"], "skills": user["skills"], "name": user["name"]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"user": public_user(user), "password": generated}
 
@@ -366,7 +362,7 @@ async def patch_user(
             action,
             {"kind": "user", "id": user_id, "email": user["email"]},
             changes,
-            ip=_ip(request),
+            ip=audit.client_ip(request),
         )
     return after
 
@@ -393,7 +389,7 @@ async def reset_user_password(
         "user.password_reset",
         {"kind": "user", "id": user_id, "email": user["email"]},
         {"generated": generated is not None},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"user": public_user({**user, "must_change_password": True}), "password": generated}
 
@@ -427,7 +423,7 @@ async def create_role(
         "role.create",
         {"kind": "role", "name": role["name"]},
         {"permissions": role["permissions"], "label": role["label"]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return role
 
@@ -458,7 +454,7 @@ async def update_role(
             "permissions": {"from": before["permissions"], "to": after["permissions"]},
             "label": {"from": before["label"], "to": after["label"]},
         },
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return after
 
@@ -478,7 +474,7 @@ async def delete_role(
         "role.reset" if before["builtin"] else "role.delete",
         {"kind": "role", "name": name},
         {"permissions": before["permissions"]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"status": "reset" if before["builtin"] else "deleted", "name": name}
 
@@ -536,7 +532,7 @@ async def put_branding(
         {"kind": "tenant", "id": tenant["_id"], "slug": tenant["slug"]},
         {"name": {"from": before, "to": (fresh.get("branding") or {}).get("name")}},
         tenant_id=tenant["_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return await _branding_view(ctx, fresh)
 
@@ -581,7 +577,7 @@ async def upload_logo(
         {"kind": "tenant", "id": tenant["_id"], "slug": tenant["slug"]},
         {"logo_file_id": file_id, "filename": filename, "bytes": len(data)},
         tenant_id=tenant["_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     fresh = await ctx.db.tenants.find_one({"_id": tenant["_id"]})
     assert fresh is not None
@@ -604,7 +600,7 @@ async def delete_logo(
         {"kind": "tenant", "id": tenant["_id"], "slug": tenant["slug"]},
         {},
         tenant_id=tenant["_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     fresh = await ctx.db.tenants.find_one({"_id": tenant["_id"]})
     assert fresh is not None
@@ -636,7 +632,7 @@ async def change_password(
         "user.password_change",
         {"kind": "user", "id": user["_id"], "email": user["email"]},
         {},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     fresh = replace(principal, token_version=int(user.get("token_version", 0)))
     if request.cookies.get(SESSION_COOKIE):

@@ -113,10 +113,6 @@ async def _caller_id_request(request: Request) -> tuple[CallerIdBody, list[Docum
         await form.close()
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def _refusal(exc: ApprovalNotFound | ApprovalForbidden, what: str) -> HTTPException:
     if isinstance(exc, ApprovalNotFound):
         return HTTPException(404, f"no such {what}")
@@ -148,7 +144,7 @@ async def submit(
         "caller_id.submit",
         {"kind": "caller_id", "id": doc["_id"], "number": doc["number"]},
         {"status": {"to": "pending"}, "documents": [d.filename for d in documents]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return public_caller_id(doc)
 
@@ -319,7 +315,7 @@ async def _review_caller_id(
         {"kind": "caller_id", "id": caller_id, "number": doc["number"]},
         {"status": {"from": (before or {}).get("status"), "to": doc["status"]}, "reason": doc.get("reason")},
         tenant_id=tenant_id,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return public_caller_id(doc)
 
@@ -375,7 +371,7 @@ async def _review_prompt(
         {"kind": "prompt", "id": prompt_id, "name": view.get("name")},
         {"status": {"to": view["approval"]["status"]}, "reason": view["approval"]["reason"]},
         tenant_id=tenant_id,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return view
 

@@ -83,10 +83,6 @@ class TopUpBody(BaseModel):
     note: str = Field(default="", max_length=300)
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 async def _reachable(ctx: AppContext, principal: Principal, tenant_id: str, *, itself: bool) -> Doc:
     """The tenant if it is below the caller's (or the caller's own when `itself`), else 404."""
     tenant = await ctx.db.tenants.find_one({"_id": tenant_id})
@@ -153,7 +149,7 @@ async def create_group(
         "billing.group.create",
         {"kind": "rate_group", "id": group["_id"]},
         {"after": rates.public_group(group)},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return rates.public_group(group, 0)
 
@@ -177,7 +173,7 @@ async def rename_group(
         "billing.group.rename",
         {"kind": "rate_group", "id": group_id},
         {"before": {"name": group["name"]}, "after": {"name": renamed["name"]}},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return rates.public_group(renamed)
 
@@ -197,7 +193,7 @@ async def delete_group(
         "billing.group.delete",
         {"kind": "rate_group", "id": group_id},
         {"before": rates.public_group(group)},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return Response(status_code=204)
 
@@ -243,7 +239,7 @@ async def put_rate(
         "billing.rate.put",
         {"kind": "rate", "group_id": group_id, "prefix": rate["prefix"]},
         {"after": shown},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return shown
 
@@ -264,7 +260,7 @@ async def delete_rate(
         principal,
         "billing.rate.delete",
         {"kind": "rate", "group_id": group_id, "prefix": prefix},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return Response(status_code=204)
 
@@ -293,7 +289,7 @@ async def import_rates(
         "billing.rate.import",
         {"kind": "rate_group", "id": group_id},
         {"file": file.filename, "stored": result.stored, "invalid": len(result.errors)},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return result.as_dict()
 
@@ -408,7 +404,7 @@ async def configure_account(
         {"kind": "billing_account", "id": tenant_id},
         {"before": {k: (before or {}).get(k) for k in changes}, "after": changes},
         tenant_id=tenant_id,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {**accounts.public_account(account, tenant), "billed": True}
 
@@ -442,7 +438,7 @@ async def top_up(
         {"kind": "billing_account", "id": tenant_id},
         {"amount": format_micros(amount), "note": entry["note"]},
         tenant_id=tenant_id,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     account = await accounts.get_account(ctx, tenant_id)
     assert account is not None

@@ -66,10 +66,6 @@ class RouteTestBody(BaseModel):
     number: str = Field(min_length=1, max_length=32)
 
 
-def _ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
-
-
 def _number_error(exc: Exception) -> HTTPException:
     if isinstance(exc, NumberNotFound):
         return HTTPException(404, str(exc))
@@ -131,7 +127,7 @@ async def allocate_number(
             "sms": row["sms"],
         },
         tenant_id=row["tenant_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"number": row["number"], "tenant_id": row["tenant_id"], "sms": row["sms"]}
 
@@ -151,7 +147,7 @@ async def release_number(
         {"kind": "phone_number", "id": before["_id"], "number": before["number"]},
         {"tenant_id": {"from": before["tenant_id"], "to": after["tenant_id"] if after else None}},
         tenant_id=before["tenant_id"],
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"number": before["number"], "tenant_id": after["tenant_id"] if after else None}
 
@@ -176,7 +172,7 @@ async def map_number(
             "number.map",
             {"kind": "ivr_flow", "id": flow["_id"], "name": flow.get("name") or ""},
             {"number": {"from": previous, "to": flow["number"]}},
-            ip=_ip(request),
+            ip=audit.client_ip(request),
         )
     return {"number": flow["number"], "flow": {"id": flow["_id"], "name": flow.get("name") or ""}}
 
@@ -209,7 +205,12 @@ async def put_twilio(
     if body.auth_token:
         changes["auth_token"] = "changed"  # masked by hub.audit anyway
     await audit.record(
-        ctx, principal, "telephony.twilio.set", {"kind": "twilio_account"}, changes, ip=_ip(request)
+        ctx,
+        principal,
+        "telephony.twilio.set",
+        {"kind": "twilio_account"},
+        changes,
+        ip=audit.client_ip(request),
     )
     return {**accounts.public_account(row), "hub_account": bool(ctx.settings.twilio_account_sid)}
 
@@ -226,7 +227,7 @@ async def delete_twilio(
             "telephony.twilio.clear",
             {"kind": "twilio_account"},
             {"account_sid": {"from": before.get("twilio_account_sid"), "to": None}},
-            ip=_ip(request),
+            ip=audit.client_ip(request),
         )
     return {**accounts.public_account(None), "hub_account": bool(ctx.settings.twilio_account_sid)}
 
@@ -265,7 +266,7 @@ async def create_trunk(
         "telephony.trunk.create",
         {"kind": "sip_trunk", "id": doc["_id"], "name": doc["name"]},
         _trunk_changes(None, body),
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return trunks.public_trunk(doc)
 
@@ -288,7 +289,7 @@ async def update_trunk(
         "telephony.trunk.update",
         {"kind": "sip_trunk", "id": doc["_id"], "name": doc["name"]},
         _trunk_changes(before, body),
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return trunks.public_trunk(doc)
 
@@ -306,7 +307,7 @@ async def delete_trunk(
         principal,
         "telephony.trunk.delete",
         {"kind": "sip_trunk", "id": doc["_id"], "name": doc["name"]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"status": "deleted"}
 
@@ -352,7 +353,7 @@ async def create_route(
         "telephony.route.create",
         {"kind": "outbound_route", "id": doc["_id"], "name": doc["name"]},
         body.model_dump(),
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return trunks.public_route(doc)
 
@@ -380,7 +381,7 @@ async def update_route(
         "telephony.route.update",
         {"kind": "outbound_route", "id": doc["_id"], "name": doc["name"]},
         changes,
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return trunks.public_route(doc)
 
@@ -398,6 +399,6 @@ async def delete_route(
         principal,
         "telephony.route.delete",
         {"kind": "outbound_route", "id": doc["_id"], "name": doc["name"]},
-        ip=_ip(request),
+        ip=audit.client_ip(request),
     )
     return {"status": "deleted"}

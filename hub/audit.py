@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import Request
+
 from hub.auth import Principal
 from hub.context import AppContext
 from hub.db import Doc
@@ -29,6 +31,11 @@ def mask_secrets(value: Any) -> Any:
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
     return value
+
+
+def client_ip(request: Request) -> str | None:
+    """The caller's address as the audit log stores it."""
+    return request.client.host if request.client else None
 
 
 async def record(
